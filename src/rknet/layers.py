@@ -1,0 +1,230 @@
+"""Layer functions f(theta, y): the right-hand sides that dynamic blocks integrate.
+
+A layer holds no tensors. It declares the shapes of its parameters (`parameter_specs`) and its batch-norm
+sites (`batch_norm_sites`); the block stacks the parameters over control times and calls the layer with
+the interpolated values: `layer(params, y, stats, training)`. The same layer works on dense vectors
+(dims=0, K a matrix), 1-D signals (dims=1, width-3 convolution) and 2-D images (dims=2, 3x3 convolution).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+
+from .norms import BatchStats, apply_norm, check_norm, norm_parameter_specs
+from .specs import ParameterSpec
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": torch.relu,
+    "tanh": torch.tanh,
+    "identity": lambda x: x,
+    "sigmoid": torch.sigmoid,
+    "leaky_relu": F.leaky_relu,
+    "gelu": F.gelu,
+    "silu": F.silu,
+    "softplus": F.softplus,
+}
+DIMS = (0, 1, 2)
+
+
+def check_activation(name: str) -> str:
+    key = name.lower() if isinstance(name, str) else name
+    if key not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; valid activations: {', '.join(ACTIVATIONS)}")
+    return key
+
+
+def check_dims(dims: int) -> int:
+    if dims not in DIMS:
+        raise ValueError(f"dims must be 0 (vectors), 1 (signals) or 2 (images), got {dims!r}")
+    return dims
+
+
+def kernel_shape(channels_out: int, channels_in: int, dims: int) -> tuple[int, ...]:
+    """A dense matrix for vectors, a width-3 kernel for signals, a 3x3 kernel for images."""
+    return (channels_out, channels_in) + (3,) * dims
+
+
+def apply_kernel(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, dims: int) -> torch.Tensor:
+    """K x + b: a matrix product or a 'same' convolution."""
+    if dims == 0:
+        return F.linear(x, kernel, bias)
+    if dims == 1:
+        return F.conv1d(x, kernel, bias, padding=1)
+    return F.conv2d(x, kernel, bias, padding=1)
+
+
+def apply_kernel_transpose(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None,
+                           dims: int) -> torch.Tensor:
+    """K^T x + b, the adjoint of `apply_kernel` (transposed convolution with the same kernel)."""
+    if dims == 0:
+        return F.linear(x, kernel.t(), bias)
+    if dims == 1:
+        return F.conv_transpose1d(x, kernel, bias, padding=1)
+    return F.conv_transpose2d(x, kernel, bias, padding=1)
+
+
+class Layer:
+    """Base class: channel count, dimensionality, activation and norm shared by every layer type."""
+
+    name = "layer"
+    norm_sites: tuple[str, ...] = ()
+
+    def __init__(self, channels: int, *, dims: int = 2, activation: str = "relu",
+                 norm: str | None = None) -> None:
+        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
+            raise ValueError(f"channels must be a positive integer, got {channels!r}")
+        self.channels = channels
+        self.dims = check_dims(dims)
+        self.activation = check_activation(activation)
+        self.norm = check_norm(norm)
+        self.act = ACTIVATIONS[self.activation]
+
+    def parameter_specs(self) -> dict[str, ParameterSpec]:
+        specs = self.kernel_specs()
+        for site in self.norm_sites:
+            specs.update(norm_parameter_specs(self.norm, self.channels, site))
+        return specs
+
+    def kernel_specs(self) -> dict[str, ParameterSpec]:
+        raise NotImplementedError
+
+    def batch_norm_sites(self) -> tuple[str, ...]:
+        """The norm sites that need running statistics (only when the norm is batch norm)."""
+        return self.norm_sites if self.norm == "batch" else ()
+
+    def _kernel(self) -> ParameterSpec:
+        return ParameterSpec(kernel_shape(self.channels, self.channels, self.dims))
+
+    def _bias(self) -> ParameterSpec:
+        return ParameterSpec((self.channels,), "zeros", decay=False)
+
+    def _normalise(self, site: str, x: torch.Tensor, params: Mapping[str, torch.Tensor],
+                   stats: Mapping[str, BatchStats], training: bool) -> torch.Tensor:
+        return apply_norm(self.norm, x, params, site, stats.get(site), training)
+
+    def __call__(self, params: Mapping[str, torch.Tensor], y: torch.Tensor,
+                 stats: Mapping[str, BatchStats] | None = None, training: bool = False) -> torch.Tensor:
+        expected = self.channels
+        if y.dim() != self.dims + 2 or y.shape[1] != expected:
+            raise ValueError(f"{self.name} layer expects input of shape (N, {expected}"
+                             f"{', L' if self.dims == 1 else ', H, W' if self.dims == 2 else ''}), "
+                             f"got {tuple(y.shape)}")
+        return self.forward(params, y, stats or {}, training)
+
+    def forward(self, params, y, stats, training) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.channels}, dims={self.dims}, activation={self.activation!r}, "
+                f"norm={self.norm!r})")
+
+
+class Single(Layer):
+    """f(y) = act(N(K y + b))."""
+
+    name = "single"
+    norm_sites = ("norm",)
+
+    def kernel_specs(self):
+        return {"K": self._kernel(), "b": self._bias()}
+
+    def forward(self, params, y, stats, training):
+        z = apply_kernel(y, params["K"], params["b"], self.dims)
+        return self.act(self._normalise("norm", z, params, stats, training))
+
+
+class Double(Layer):
+    """The ResNet basic block: f(y) = act(N2(K2 act(N1(K1 y + b1)) + b2))."""
+
+    name = "double"
+    norm_sites = ("norm1", "norm2")
+
+    def kernel_specs(self):
+        return {"K1": self._kernel(), "b1": self._bias(), "K2": self._kernel(), "b2": self._bias()}
+
+    def forward(self, params, y, stats, training):
+        z = apply_kernel(y, params["K1"], params["b1"], self.dims)
+        z = self.act(self._normalise("norm1", z, params, stats, training))
+        z = apply_kernel(z, params["K2"], params["b2"], self.dims)
+        return self.act(self._normalise("norm2", z, params, stats, training))
+
+
+class PreactDouble(Layer):
+    """Pre-activated double layer: f(y) = N2(K2 act(N1(K1 act(y) + b1)) + b2)."""
+
+    name = "preactdouble"
+    norm_sites = ("norm1", "norm2")
+
+    def kernel_specs(self):
+        return {"K1": self._kernel(), "b1": self._bias(), "K2": self._kernel(), "b2": self._bias()}
+
+    def forward(self, params, y, stats, training):
+        z = apply_kernel(self.act(y), params["K1"], params["b1"], self.dims)
+        z = self.act(self._normalise("norm1", z, params, stats, training))
+        z = apply_kernel(z, params["K2"], params["b2"], self.dims)
+        return self._normalise("norm2", z, params, stats, training)
+
+
+class DoubleSym(Layer):
+    """Parabolic layer: f(y) = -K^T act(N(K y + b1)) + b2, one kernel used twice.
+
+    Without a norm and with a monotone activation its Jacobian -K^T D K is negative semi-definite, so the
+    forward dynamics are stable (Ruthotto & Haber).
+    """
+
+    name = "doublesym"
+    norm_sites = ("norm",)
+
+    def kernel_specs(self):
+        return {"K": self._kernel(), "b1": self._bias(), "b2": self._bias()}
+
+    def forward(self, params, y, stats, training):
+        kernel = params["K"]
+        z = apply_kernel(y, kernel, params["b1"], self.dims)
+        z = self.act(self._normalise("norm", z, params, stats, training))
+        return apply_kernel_transpose(z, -kernel, params["b2"], self.dims)
+
+
+class Antisymmetric(Layer):
+    """f(y) = act(N((K - K^T - gamma I) y + b)): a Jacobian with eigenvalues near the imaginary axis.
+
+    For dense layers K - K^T is the antisymmetric part of a matrix; for convolutions it is the
+    convolution minus its adjoint. `gamma` >= 0 adds a little damping (Haber & Ruthotto).
+    """
+
+    name = "antisymmetric"
+    norm_sites = ("norm",)
+
+    def __init__(self, channels: int, *, dims: int = 2, activation: str = "relu",
+                 norm: str | None = None, gamma: float = 0.01) -> None:
+        super().__init__(channels, dims=dims, activation=activation, norm=norm)
+        if gamma < 0:
+            raise ValueError(f"gamma must be >= 0, got {gamma}")
+        self.gamma = float(gamma)
+
+    def kernel_specs(self):
+        return {"K": self._kernel(), "b": self._bias()}
+
+    def forward(self, params, y, stats, training):
+        kernel = params["K"]
+        z = apply_kernel(y, kernel, params["b"], self.dims)
+        z = z - apply_kernel_transpose(y, kernel, None, self.dims) - self.gamma * y
+        return self.act(self._normalise("norm", z, params, stats, training))
+
+
+LAYERS: dict[str, type[Layer]] = {cls.name: cls for cls in (Single, Double, PreactDouble, DoubleSym,
+                                                              Antisymmetric)}
+
+
+def make_layer(name: str | Layer, channels: int, *, dims: int = 2, activation: str = "relu",
+               norm: str | None = None) -> Layer:
+    """A layer by name (`single`, `double`, `preactdouble`, `doublesym`, `antisymmetric`)."""
+    if isinstance(name, Layer):
+        return name
+    key = name.lower().replace("_", "") if isinstance(name, str) else name
+    if key not in LAYERS:
+        raise ValueError(f"unknown layer {name!r}; valid layers: {', '.join(LAYERS)}")
+    return LAYERS[key](channels, dims=dims, activation=activation, norm=norm)

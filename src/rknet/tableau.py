@@ -1,0 +1,193 @@
+"""Butcher tableaus: validation, order from the order conditions, stability function, presets."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from fractions import Fraction
+
+import torch
+
+_TOLERANCE = 1e-12
+MAX_ORDER_CHECKED = 6
+
+
+def _as_floats(values: Sequence, what: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"tableau {what} must be a sequence of numbers, got {values!r}") from error
+
+
+@functools.cache
+def _rooted_trees(order: int) -> tuple[tuple, ...]:
+    """All rooted trees with `order` nodes; a tree is the sorted tuple of its subtrees."""
+    if order == 1:
+        return ((),)
+    trees = set()
+    for children in _forests(order - 1, order - 1):
+        trees.add(tuple(sorted(children)))
+    return tuple(sorted(trees))
+
+
+def _forests(nodes: int, largest: int) -> list[tuple]:
+    """Multisets of rooted trees with `nodes` nodes in total, each tree at most `largest` nodes."""
+    if nodes == 0:
+        return [()]
+    forests = []
+    for size in range(min(nodes, largest), 0, -1):
+        for tree in _rooted_trees(size):
+            for rest in _forests(nodes - size, size):
+                forests.append((tree, *rest))
+    return forests
+
+
+def _tree_order(tree: tuple) -> int:
+    return 1 + sum(_tree_order(child) for child in tree)
+
+
+def _density(tree: tuple) -> int:
+    """gamma(t): the tree's order times the densities of its subtrees."""
+    return _tree_order(tree) * math.prod(_density(child) for child in tree)
+
+
+class ButcherTableau:
+    """A Runge-Kutta method `(A, b, c)`, validated on construction.
+
+    `order` is computed from the order conditions `b^T Phi(t) = 1 / gamma(t)` over all rooted trees
+    (checked up to order 6), so a user-supplied tableau gets its true order, not a claimed one.
+    """
+
+    def __init__(self, a: Sequence[Sequence[float]], b: Sequence[float], c: Sequence[float],
+                 name: str | None = None) -> None:
+        self.b = _as_floats(b, "b")
+        self.c = _as_floats(c, "c")
+        stages = len(self.b)
+        if stages == 0:
+            raise ValueError("tableau b must have at least one entry")
+        try:
+            rows = list(a)
+        except TypeError as error:
+            raise ValueError(f"tableau a must be a square matrix (sequence of rows), got {a!r}") from error
+        if len(rows) != stages:
+            raise ValueError(f"tableau a has {len(rows)} rows but b has {stages} entries; a must be "
+                             f"{stages} x {stages}")
+        self.a = tuple(_as_floats(row, f"row {i} of a") for i, row in enumerate(rows))
+        for i, row in enumerate(self.a):
+            if len(row) != stages:
+                raise ValueError(f"tableau a is ragged or not square: row {i} has {len(row)} entries, "
+                                 f"expected {stages}")
+        if len(self.c) != stages:
+            raise ValueError(f"tableau c has {len(self.c)} entries, expected {stages} (one per stage)")
+        for i, (row, ci) in enumerate(zip(self.a, self.c)):
+            if abs(sum(row) - ci) > 1e-10:
+                raise ValueError(f"tableau row {i} of a sums to {sum(row):.12g} but c[{i}] = {ci:.12g}; "
+                                 "each row of a must sum to c")
+        if abs(sum(self.b) - 1.0) > 1e-10:
+            raise ValueError(f"tableau b sums to {sum(self.b):.12g}; the weights b must sum to 1 "
+                             "(consistency)")
+        self.name = name or "custom"
+
+    @property
+    def stages(self) -> int:
+        return len(self.b)
+
+    @property
+    def explicit(self) -> bool:
+        """True when A is strictly lower triangular, so each stage depends only on earlier ones."""
+        return all(abs(self.a[i][j]) <= _TOLERANCE for i in range(self.stages)
+                   for j in range(i, self.stages))
+
+    def require_explicit(self) -> ButcherTableau:
+        if not self.explicit:
+            raise ValueError(f"tableau {self.name!r} is implicit (A is not strictly lower triangular); "
+                             "rknet integrates explicit Runge-Kutta methods only")
+        return self
+
+    @functools.cached_property
+    def order(self) -> int:
+        """The highest p such that every order condition up to p holds (checked up to 6)."""
+        order = 0
+        for p in range(1, MAX_ORDER_CHECKED + 1):
+            if not all(self._condition_holds(tree) for tree in _rooted_trees(p)):
+                break
+            order = p
+        return order
+
+    def _condition_holds(self, tree: tuple) -> bool:
+        weights = self._stage_weights(tree)
+        phi = sum(bi * wi for bi, wi in zip(self.b, weights))
+        return abs(phi - 1.0 / _density(tree)) <= 1e-10
+
+    def _stage_weights(self, tree: tuple) -> list[float]:
+        """Per-stage elementary weights: product over subtrees of A applied to their weights."""
+        weights = [1.0] * self.stages
+        for child in tree:
+            child_weights = self._stage_weights(child)
+            applied = [sum(aij * wj for aij, wj in zip(row, child_weights)) for row in self.a]
+            weights = [w * x for w, x in zip(weights, applied)]
+        return weights
+
+    def stability(self, z):
+        """R(z) = 1 + z b^T (I - z A)^{-1} 1: the step's amplification for y' = lambda y, z = h lambda.
+
+        Accepts a Python number (returns a complex) or a tensor of any shape (returns a complex tensor).
+        """
+        if isinstance(z, torch.Tensor):
+            dtype = torch.complex128
+            zs = z.to(dtype).reshape(-1, 1, 1)
+            a = torch.tensor(self.a, dtype=dtype, device=z.device)
+            b = torch.tensor(self.b, dtype=dtype, device=z.device)
+            eye = torch.eye(self.stages, dtype=dtype, device=z.device)
+            ones = torch.ones(self.stages, 1, dtype=dtype, device=z.device)
+            solved = torch.linalg.solve(eye - zs * a, ones.expand(zs.shape[0], -1, -1))
+            values = 1 + zs.reshape(-1) * (b @ solved.squeeze(-1).T)
+            return values.reshape(z.shape)
+        return complex(self.stability(torch.tensor([complex(z)])).item())
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ButcherTableau):
+            return NotImplemented
+        return (self.a, self.b, self.c) == (other.a, other.b, other.c)
+
+    def __hash__(self) -> int:
+        return hash((self.a, self.b, self.c))
+
+    def __repr__(self) -> str:
+        return f"ButcherTableau(name={self.name!r}, stages={self.stages}, order={self.order})"
+
+
+def _tableau(name: str, a: list[list], b: list, c: list) -> ButcherTableau:
+    as_float = lambda values: [float(Fraction(v)) for v in values]  # noqa: E731
+    return ButcherTableau([as_float(row) for row in a], as_float(b), as_float(c), name=name)
+
+
+_PRESETS = {
+    "euler": _tableau("euler", [[0]], [1], [0]),
+    "midpoint": _tableau("midpoint", [[0, 0], ["1/2", 0]], [0, 1], [0, "1/2"]),
+    "heun": _tableau("heun", [[0, 0], [1, 0]], ["1/2", "1/2"], [0, 1]),
+    "ralston": _tableau("ralston", [[0, 0], ["2/3", 0]], ["1/4", "3/4"], [0, "2/3"]),
+    "rk3": _tableau("rk3", [[0, 0, 0], ["1/2", 0, 0], [-1, 2, 0]], ["1/6", "2/3", "1/6"], [0, "1/2", 1]),
+    "ssprk3": _tableau("ssprk3", [[0, 0, 0], [1, 0, 0], ["1/4", "1/4", 0]], ["1/6", "1/6", "2/3"],
+                       [0, 1, "1/2"]),
+    "rk4": _tableau("rk4", [[0, 0, 0, 0], ["1/2", 0, 0, 0], [0, "1/2", 0, 0], [0, 0, 1, 0]],
+                    ["1/6", "1/3", "1/3", "1/6"], [0, "1/2", "1/2", 1]),
+    "rk38": _tableau("rk38", [[0, 0, 0, 0], ["1/3", 0, 0, 0], ["-1/3", 1, 0, 0], [1, -1, 1, 0]],
+                     ["1/8", "3/8", "3/8", "1/8"], [0, "1/3", "2/3", 1]),
+}
+
+TABLEAUS: tuple[str, ...] = tuple(_PRESETS)
+
+
+def get_tableau(method: str | ButcherTableau) -> ButcherTableau:
+    """The preset tableau named `method`, or `method` itself when it is already a tableau."""
+    if isinstance(method, ButcherTableau):
+        return method
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a name or a ButcherTableau, got {type(method).__name__}")
+    key = method.strip().lower()
+    if key not in _PRESETS:
+        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(TABLEAUS)} "
+                         "(or pass a rknet.ButcherTableau)")
+    return _PRESETS[key]
