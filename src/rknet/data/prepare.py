@@ -1,0 +1,54 @@
+"""Holding a validation set out of the training set, and normalisation statistics from training data."""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_val_fraction(val_fraction: float) -> float:
+    """`val_fraction` if it lies in [0, 1), else a ValueError."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    return float(val_fraction)
+
+
+def holdout_indices(
+    n: int, val_fraction: float, seed: int, val_indices: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted int64 (train_indices, val_indices) partitioning range(n). The validation rows are
+    `val_indices` when given (to resume a run on the same split), else round(val_fraction * n) rows
+    (at most n - 1) drawn by a `torch.Generator` seeded with `seed`."""
+    if val_indices is None:
+        n_val = min(round(val_fraction * n), n - 1)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        val = perm[:n_val]
+    else:
+        val = torch.as_tensor(val_indices).cpu()
+        integral = not (val.is_floating_point() or val.is_complex() or val.dtype == torch.bool)
+        if val.ndim != 1 or (val.numel() and not integral):
+            got = f"{val.dtype} of shape {tuple(val.shape)}"
+            raise ValueError(f"val_indices must be a 1-D integer tensor, got {got}")
+        val = val.long()
+        if val.numel() and (int(val.min()) < 0 or int(val.max()) >= n):
+            raise ValueError(f"val_indices must lie in 0..{n - 1} (training set size {n})")
+        if len(val.unique()) != len(val):
+            raise ValueError("val_indices contains repeated rows")
+        if len(val) >= n:
+            raise ValueError(f"val_indices leaves no training rows (training set size {n})")
+    in_val = torch.zeros(n, dtype=torch.bool)
+    in_val[val] = True
+    return (~in_val).nonzero().flatten(), in_val.nonzero().flatten()
+
+
+def normalisation_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and (population) standard deviation of `x` per feature for vectors (N, D), per channel for
+    signals and images (N, C, ...); a zero deviation becomes 1 so constant inputs map to 0."""
+    var, mean = torch.var_mean(x, dim=[0, *range(2, x.ndim)], correction=0)
+    std = var.sqrt()
+    return mean, torch.where(std > 0, std, torch.ones_like(std))
+
+
+def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """`(x - mean) / std` with the statistics broadcast over axis 1 (features or channels)."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return (x - mean.view(shape)) / std.view(shape)
