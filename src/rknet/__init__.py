@@ -10,11 +10,14 @@ from .grid import GridWarning, refine_times, uniform_grid
 from .integrate import integrate
 from .layers import LAYERS
 from .network import ODENet
+from .rediscretize import rediscretize
 from .tableau import TABLEAUS, ButcherTableau, get_tableau
+from .training import TrainConfig, evaluate_run, load, train
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "TABLEAUS", "LAYERS", "ButcherTableau", "DynamicBlock", "GridWarning", "ODENet", "get_tableau",
-    "integrate", "layers", "refine_times", "uniform_grid", "__version__",
+    "LAYERS", "TABLEAUS", "ButcherTableau", "DynamicBlock", "GridWarning", "ODENet", "TrainConfig",
+    "__version__", "evaluate_run", "get_tableau", "integrate", "layers", "load", "rediscretize",
+    "refine_times", "train", "uniform_grid",
 ]

@@ -1,0 +1,143 @@
+"""The `rknet` command: train | eval. Errors become one line on stderr and a non-zero exit code."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+
+from .training import TrainConfig, TrainingDiverged, evaluate_run, format_table, read_config_file, train
+
+EXIT_USAGE = 2
+EXIT_DIVERGED = 3
+
+HELP = {
+    "data": "digits (default), peaks, swissroll, circles, npz:PATH, cifar10:DIR, cifar100:DIR, stl10:DIR",
+    "val_fraction": "share of the training set held out for validation (default 0.1)",
+    "widths": "block widths then the final width, comma-separated (default 16,32,64,64)",
+    "layer": "single, double, preactdouble, doublesym (default), antisymmetric",
+    "method": "euler, midpoint, heun, ralston, rk3, ssprk3, rk4 (default), rk38",
+    "steps": "number of equal state steps per block (default 4)",
+    "final_time": "final time T of each block's ODE (default 4)",
+    "t_states": "explicit state times, comma-separated (overrides --steps/--final-time)",
+    "t_controls": "explicit control times, comma-separated (default: the state times)",
+    "control_steps": "equal control steps over [0, T] (alternative to --t-controls)",
+    "interpolation": "linear (default) or constant weights between control times",
+    "norm": "tv (default), batch or none",
+    "activation": "relu (default), tanh, identity, sigmoid, leaky_relu, gelu, silu, softplus",
+    "optimizer": "sgd (default), adam, adamw",
+    "lr": "base learning rate (default 0.1)",
+    "momentum": "SGD momentum (default 0.9)",
+    "nesterov": "Nesterov momentum for SGD",
+    "weight_decay": "weight decay on kernels; biases and norm parameters exempt (default 5e-4)",
+    "schedule": "cosine (default), step, constant",
+    "warmup_epochs": "linear learning-rate warm-up, in epochs (default 0)",
+    "step_epochs": "step schedule: epochs between drops (default 10)",
+    "step_gamma": "step schedule: factor per drop (default 0.1)",
+    "epochs": "training epochs (default 20)",
+    "batch_size": "mini-batch size (default 64)",
+    "seed": "random seed for initialisation, split and batches (default 0)",
+    "device": "auto (default), cpu or cuda",
+    "precision": "fp32 (default) or bf16 autocast",
+    "compile": "torch.compile the network (drops the last partial batch)",
+    "out": "output folder (default runs/DATA-METHOD-LAYER-TIME)",
+}
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports usage errors in one line and exits with code 2."""
+
+    def error(self, message: str) -> None:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _comma_list(convert: Callable) -> Callable[[str], list]:
+    def parse(text: str) -> list:
+        try:
+            return [convert(item) for item in text.split(",") if item.strip()]
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from error
+    return parse
+
+
+def _option_type(field: dataclasses.Field) -> Callable[[str], object]:
+    if field.name == "widths":
+        return _comma_list(int)
+    if field.name in ("t_states", "t_controls"):
+        return _comma_list(float)
+    default = field.default
+    if field.name == "control_steps" or isinstance(default, int):
+        return int
+    if isinstance(default, float):
+        return float
+    return str
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="TOML or YAML file of options (command-line options win)")
+    parser.add_argument("--resume", metavar="OUT", help="continue the run in folder OUT where it stopped")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="progress bar (default: only on a terminal)")
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(field.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=HELP[field.name])
+        else:
+            parser.add_argument(flag, type=_option_type(field), default=None, help=HELP[field.name])
+
+
+def _train_command(args: argparse.Namespace) -> int:
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name) is not None}
+    if args.resume:
+        if given or args.config:
+            raise ValueError("--resume continues a run with its saved configuration; give no other options")
+        train(resume=args.resume, show_progress=args.progress)
+        return 0
+    options = read_config_file(args.config) if args.config else {}
+    options.update(given)
+    train(TrainConfig.from_dict(options), show_progress=args.progress)
+    return 0
+
+
+def _eval_command(args: argparse.Namespace) -> int:
+    rows = evaluate_run(args.run, methods=args.method, steps=args.steps, device=args.device)
+    print(format_table(rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="rknet", description="Residual networks as discretized ODEs.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    train_parser = commands.add_parser("train", help="train an ODE network",
+                                       description="Train an ODENet; every option can also come from --config.")
+    _add_train_options(train_parser)
+    train_parser.set_defaults(handler=_train_command)
+    eval_parser = commands.add_parser(
+        "eval", help="test accuracy of a saved run, optionally re-discretised",
+        description="Test accuracy of a run's model with other integrators or finer state grids "
+                    "(same controls theta(t)).")
+    eval_parser.add_argument("run", help="run folder (or its model.pt)")
+    eval_parser.add_argument("--method", type=_comma_list(str), help="methods, comma-separated")
+    eval_parser.add_argument("--steps", type=_comma_list(int), help="state step counts, comma-separated")
+    eval_parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    eval_parser.set_defaults(handler=_eval_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except TrainingDiverged as error:
+        print(f"rknet {args.command}: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
+    except (ValueError, TypeError, OSError) as error:
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"rknet {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"rknet {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,173 @@
+"""Training configuration: defaults, TOML/YAML files, validation with clear messages."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from ..grid import as_times, uniform_grid
+from ..layers import ACTIVATIONS, LAYERS
+from ..norms import check_norm
+from ..tableau import get_tableau
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("cosine", "step", "constant")
+PRECISIONS = ("fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; saved with the run as config.json."""
+
+    data: str = "digits"
+    val_fraction: float = 0.1
+    # network
+    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
+    layer: str = "doublesym"
+    method: str = "rk4"
+    steps: int = 4
+    final_time: float = 4.0
+    t_states: list[float] | None = None
+    t_controls: list[float] | None = None
+    control_steps: int | None = None
+    interpolation: str = "linear"
+    norm: str = "tv"
+    activation: str = "relu"
+    # optimisation
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    step_epochs: int = 10
+    step_gamma: float = 0.1
+    epochs: int = 20
+    batch_size: int = 64
+    # run
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    compile: bool = False
+    out: str | None = None
+
+    def state_times(self) -> tuple[float, ...]:
+        """The state grid: explicit `t_states`, else `steps` equal steps over [0, final_time]."""
+        if self.t_states is not None:
+            return as_times(self.t_states, "t_states")
+        return uniform_grid(self.steps, self.final_time)
+
+    def control_times(self) -> tuple[float, ...] | None:
+        """The control grid: explicit, `control_steps` equal steps, or None (the state times)."""
+        if self.t_controls is not None:
+            return as_times(self.t_controls, "t_controls", minimum=1)
+        if self.control_steps is not None:
+            states = self.state_times()
+            return uniform_grid(self.control_steps, states[-1], states[0])
+        return None
+
+    def network_options(self) -> dict[str, Any]:
+        """Keyword arguments for ODENet, apart from the data-dependent ones."""
+        return {"widths": list(self.widths), "layer": self.layer, "method": self.method,
+                "t_states": list(self.state_times()), "t_controls": self.control_times(),
+                "norm": self.norm, "activation": self.activation, "interpolation": self.interpolation}
+
+    def validate(self) -> TrainConfig:
+        """Raise ValueError naming the first bad option and what it accepts."""
+        _positive_int("epochs", self.epochs)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("steps", self.steps)
+        if self.control_steps is not None:
+            _positive_int("control_steps", self.control_steps)
+        _positive_int("step_epochs", self.step_epochs)
+        if not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        for name in ("lr", "final_time"):
+            if not _number(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
+        for name in ("momentum", "weight_decay", "warmup_epochs", "step_gamma"):
+            if not _number(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
+        if not _number(self.val_fraction) or not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if not isinstance(self.widths, (list, tuple)) or len(self.widths) < 2 or not all(
+                isinstance(w, int) and w > 0 for w in self.widths):
+            raise ValueError(f"widths must be at least two positive integers, got {self.widths!r}")
+        get_tableau(self.method)
+        _choice("layer", self.layer, tuple(LAYERS))
+        check_norm(self.norm)
+        _choice("activation", self.activation, tuple(ACTIVATIONS))
+        _choice("interpolation", self.interpolation, ("linear", "constant"))
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("device", self.device, DEVICES)
+        self.state_times()
+        self.control_times()
+        if not isinstance(self.data, str) or not self.data:
+            raise ValueError(f"data must be a data set name, got {self.data!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build from a mapping; keys may use '-' or '_'; unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        options = {}
+        for key, value in values.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                raise ValueError(f"unknown option {key!r}; valid options: {', '.join(sorted(known))}")
+            options[name] = value
+        return cls(**options)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Options from a TOML (.toml) or YAML (.yaml/.yml) file, or a JSON file such as a run's config."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            values = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text) or {}
+        elif path.suffix == ".json":
+            values = json.loads(text)
+        else:
+            raise ValueError(f"config file {path} must end in .toml, .yaml, .yml or .json")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"config file {path} is not valid: {error}") from error
+    except Exception as error:
+        if type(error).__module__.startswith("yaml"):
+            raise ValueError(f"config file {path} is not valid YAML: {error}".replace("\n", " ")) from error
+        raise
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {path} must hold a table of options")
+    return values

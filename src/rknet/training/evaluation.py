@@ -1,0 +1,48 @@
+"""`rknet eval`: test accuracy of a saved run, as trained or re-discretised."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..data import load_dataset
+from ..rediscretize import rediscretize
+from .checkpoint import CheckpointError, load_file
+from .config import TrainConfig
+from .loop import evaluate
+from .model_io import MODEL, build_network
+from .trainer import resolve_device
+
+
+def evaluate_run(folder: str | Path, methods: Sequence[str] | None = None, steps: Sequence[int] | None = None,
+                 device: str = "auto", batch_size: int = 512) -> list[dict[str, Any]]:
+    """Test loss and accuracy for every (method, steps) pair; None keeps the trained value."""
+    folder = Path(folder)
+    saved = load_file(folder / MODEL if folder.is_dir() else folder, "model file")
+    if "network" not in saved or "config" not in saved:
+        raise CheckpointError(f"{folder} does not hold an rknet model")
+    config = TrainConfig.from_dict(saved["config"])
+    torch_device = resolve_device(device)
+    model = build_network(saved["network"])
+    model.load_state_dict(saved["state_dict"])
+    data = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed)
+    x, y = data.x_test.to(torch_device), data.y_test.to(torch_device)
+    trained_steps = len(model.config["t_states"]) - 1
+    rows = []
+    for method in methods or [model.config["method"]]:
+        for count in steps or [trained_steps]:
+            variant = rediscretize(model, method, count).to(torch_device)
+            loss, accuracy = evaluate(variant, x, y, batch_size, torch_device)
+            rows.append({"method": method, "steps": count, "test_loss": loss, "test_acc": accuracy,
+                         "trained": method == model.config["method"] and count == trained_steps})
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    lines = [f"{'method':<10}{'steps':>6}{'test acc':>10}{'test loss':>11}", "-" * 37]
+    for row in rows:
+        mark = "  (as trained)" if row["trained"] else ""
+        lines.append(f"{row['method']:<10}{row['steps']:>6}{100 * row['test_acc']:>9.2f}%"
+                     f"{row['test_loss']:>11.4f}{mark}")
+    return "\n".join(lines)

@@ -1,0 +1,58 @@
+"""Per-epoch metrics: metrics.jsonl (one JSON object per epoch) and TensorBoard events if installed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+METRICS = "metrics.jsonl"
+
+
+class MetricsLog:
+    """Appends one record per epoch. On resume the file is rewritten from the checkpoint's history,
+    so every epoch appears exactly once even if the run was killed between checkpoint and log."""
+
+    def __init__(self, folder: Path, history: list[dict[str, Any]]) -> None:
+        self.path = folder / METRICS
+        temporary = self.path.with_name(METRICS + ".tmp")
+        temporary.write_text("".join(json.dumps(record) + "\n" for record in history))
+        os.replace(temporary, self.path)
+        self.writer = _tensorboard_writer(folder)
+
+    def append(self, record: dict[str, Any]) -> None:
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in record.items():
+                if key != "epoch" and isinstance(value, (int, float)):
+                    self.writer.add_scalar(key, value, record["epoch"])
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _tensorboard_writer(folder: Path):
+    """A SummaryWriter in folder/tensorboard, or None when tensorboard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(folder / "tensorboard"))
+
+
+def read_metrics(folder: str | Path) -> list[dict[str, Any]]:
+    path = Path(folder) / METRICS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def format_epoch(record: dict[str, Any], epochs: int) -> str:
+    """One human-readable line per epoch."""
+    line = (f"epoch {record['epoch']:>3}/{epochs}  lr {record['lr']:.4g}  "
+            f"train loss {record['train_loss']:.4f} acc {100 * record['train_acc']:.2f}%")
+    if record.get("val_acc") is not None:
+        line += f"  val loss {record['val_loss']:.4f} acc {100 * record['val_acc']:.2f}%"
+    return line + f"  {record['seconds']:.1f}s  {record['images_per_s']:.0f} img/s"

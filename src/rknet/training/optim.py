@@ -1,0 +1,52 @@
+"""Optimizer with weight decay on kernels only, and a per-iteration learning-rate schedule."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..network import decay_parameter_names
+from .config import TrainConfig
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig, fused: bool = False) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov), Adam or AdamW; biases and norm parameters get no weight decay."""
+    decayed = decay_parameter_names(model)
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if n in decayed],
+         "weight_decay": config.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n not in decayed], "weight_decay": 0.0},
+    ]
+    extra = {"fused": True} if fused else {}
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum,
+                               nesterov=config.nesterov and config.momentum > 0, **extra)
+    optimizer = torch.optim.Adam if config.optimizer == "adam" else torch.optim.AdamW
+    return optimizer(groups, lr=config.lr, **extra)
+
+
+def lr_factor(iteration: int, config: TrainConfig, iterations_per_epoch: int) -> float:
+    """Multiplier of the base learning rate after `iteration` optimizer steps.
+
+    Linear warm-up over `warmup_epochs`, then cosine decay to zero at the last step, or a drop by
+    `step_gamma` every `step_epochs` epochs, or constant.
+    """
+    total = config.epochs * iterations_per_epoch
+    warmup = config.warmup_epochs * iterations_per_epoch
+    if iteration < warmup:
+        return (iteration + 1) / warmup
+    if config.schedule == "cosine":
+        progress = (iteration - warmup) / max(total - warmup, 1)
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    if config.schedule == "step":
+        return config.step_gamma ** (iteration // (config.step_epochs * iterations_per_epoch))
+    return 1.0
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
+                   iterations_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """A scheduler stepped once per optimizer step."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda iteration: lr_factor(iteration, config, iterations_per_epoch))
