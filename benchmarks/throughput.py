@@ -1,0 +1,225 @@
+"""Training-step throughput of rknet's default ODENet against the same network integrated by torchdiffeq.
+
+Both sides share one `rknet.ODENet(3, 10)` instance (opening, blocks, connectors, classifier, parameters).
+The rknet side runs `ODENet.forward`: each block replays precomputed stage weights (no host sync). The
+torchdiffeq side replaces each block's forward by
+
+    torchdiffeq.odeint(lambda t, y: block.vector_field(float(t), y), y, t_span,
+                       method="rk4_classic", options={"step_size": h})
+
+which is what a torchdiffeq user would write: the controls are interpolated at run time from `t`, and
+`float(t)` (like torchdiffeq's own step-count `.item()`) is a host synchronisation per call on a GPU.
+Those costs are part of the torchdiffeq-style figure, on purpose. (`vector_field` always normalises with
+batch statistics; the default network's TV norm has none, so eval mode matches too.) Both sides train the
+same parameters, each with its own SGD (momentum 0.9), in interleaved rounds so machine noise hits both.
+On CUDA the outputs agree less closely than on CPU (~1e-5 on an H200; cuDNN convolutions may use TF32).
+
+torchdiffeq's method "rk4" is the 3/8 rule (`rk4_alt_step_func`, stages at 0, 1/3, 2/3, 1), not classic
+RK4, and torchdiffeq 0.2.5 registers no fixed-grid classic RK4. So this script registers "rk4_classic",
+torchdiffeq's own fixed-grid solver class with its own classic step `rk4_step_func` (stages at 0, 1/2,
+1/2, 1), the tableau of rknet's "rk4"; the equality line checks that both networks then agree.
+
+Usage: python benchmarks/throughput.py [--device cuda] [--batch-size 64] [--rounds 4] ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import platform
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+import torchdiffeq
+from torch import nn
+from torchdiffeq._impl import fixed_grid, rk_common
+from torchdiffeq._impl.misc import Perturb
+from torchdiffeq._impl.odeint import SOLVERS
+
+import rknet
+from rknet.block import DynamicBlock
+
+CLASSIC_RK4 = "rk4_classic"
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class ClassicRK4(fixed_grid.RK4):
+    """torchdiffeq's fixed-grid RK4 solver stepping with its classic-RK4 step instead of the 3/8 rule."""
+
+    def _step_func(self, func, t0, dt, t1, y0):
+        f0 = func(t0, y0, perturb=Perturb.NEXT if self.perturb else Perturb.NONE)
+        return rk_common.rk4_step_func(func, t0, dt, t1, y0, f0=f0, perturb=self.perturb), f0
+
+
+SOLVERS.setdefault(CLASSIC_RK4, ClassicRK4)
+
+
+def uniform_step(block: DynamicBlock) -> float:
+    """The block's state step size; torchdiffeq's `step_size` option needs a uniform grid."""
+    if max(block.steps) - min(block.steps) > 1e-12:
+        raise ValueError(f"torchdiffeq's step_size needs uniform state steps, got {block.steps}")
+    return block.steps[0]
+
+
+class TorchdiffeqODENet(nn.Module):
+    """`net` with each dynamic block integrated by `torchdiffeq.odeint` over the block's `vector_field`."""
+
+    def __init__(self, net: rknet.ODENet, method: str = CLASSIC_RK4) -> None:
+        super().__init__()
+        self.net = net
+        self.method = method
+        self.step_sizes = [uniform_step(block) for block in net.blocks]
+        spans = [(block.t_states[0], block.t_states[-1]) for block in net.blocks]
+        self.register_buffer("spans", torch.tensor(spans), persistent=False)
+
+    def integrate(self, index: int, y: torch.Tensor) -> torch.Tensor:
+        """Block `index` of `net`, solved by torchdiffeq from its first to its last state time."""
+        block = self.net.blocks[index]
+        solution = torchdiffeq.odeint(lambda t, state: block.vector_field(float(t), state), y,
+                                      self.spans[index], method=self.method,
+                                      options={"step_size": self.step_sizes[index]})
+        return solution[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        x = net.opening_act(net.opening(x))
+        for index, connector in enumerate(net.connectors):
+            x = connector(self.integrate(index, x))
+        return net.classifier(x.flatten(2).mean(dim=2))
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU model from /proc/cpuinfo with torch's thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model} ({torch.get_num_threads()} torch threads)"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work, so that the timer sees it; nothing to do on CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def synthetic_batches(count: int, batch_size: int, device: torch.device,
+                      seed: int) -> list[Batch]:
+    """`count` CIFAR-shaped batches: normal images (B, 3, 32, 32) and uniform labels in 0..9."""
+    generator = torch.Generator().manual_seed(seed)
+    return [(torch.randn(batch_size, 3, 32, 32, generator=generator).to(device),
+             torch.randint(0, 10, (batch_size,), generator=generator).to(device)) for _ in range(count)]
+
+
+def eval_outputs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """`model(images)` in eval mode without autograd; the model is left in train mode."""
+    model.eval()
+    with torch.no_grad():
+        outputs = model(images)
+    model.train()
+    return outputs
+
+
+def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
+                  labels: torch.Tensor) -> None:
+    """Forward, cross-entropy, backward, optimizer step."""
+    optimizer.zero_grad(set_to_none=True)
+    F.cross_entropy(model(images), labels).backward()
+    optimizer.step()
+
+
+def timed_round(step: Callable[[torch.Tensor, torch.Tensor], None], batches: list[Batch], warmup: int,
+                steps: int, device: torch.device) -> float:
+    """Images per second over `steps` training steps, after `warmup` untimed ones."""
+    for index in range(warmup):
+        step(*batches[index % len(batches)])
+    synchronize(device)
+    start = time.perf_counter()
+    for index in range(steps):
+        step(*batches[index % len(batches)])
+    synchronize(device)
+    return steps * batches[0][0].shape[0] / (time.perf_counter() - start)
+
+
+# Defaults per device type: CPU runs stay under ~2 minutes on 2 cores, GPU runs need more steps to settle.
+DEFAULTS = {"cpu": {"batch_size": 64, "warmup": 1, "steps": 3},
+            "cuda": {"batch_size": 256, "warmup": 5, "steps": 20}}
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line settings, with per-device defaults filled in for those not given."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument("--batch-size", type=int, help="default 64 on CPU, 256 on CUDA")
+    parser.add_argument("--warmup", type=int, help="untimed steps per round; default 1 on CPU, 5 on CUDA")
+    parser.add_argument("--steps", type=int, help="timed steps per round; default 3 on CPU, 20 on CUDA")
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per implementation, interleaved")
+    parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (momentum 0.9)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    for name, value in DEFAULTS["cuda" if args.device.startswith("cuda") else "cpu"].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def print_header(args: argparse.Namespace, device: torch.device, net: rknet.ODENet) -> None:
+    """Date, device, versions and settings, to paste above the figures."""
+    parameters = sum(p.numel() for p in net.parameters())
+    print(f"date: {datetime.datetime.now().isoformat(timespec='seconds')}")
+    print(f"device: {device_name(device)}")
+    print(f"torch {torch.__version__}, torchdiffeq {torchdiffeq.__version__}, rknet {rknet.__version__}")
+    print(f"default ODENet ({parameters:,} parameters), batch {args.batch_size}, {args.warmup} warmup + "
+          f"{args.steps} timed steps per round, {args.rounds} rounds each, interleaved")
+
+
+def print_equality(net: rknet.ODENet, twin: TorchdiffeqODENet, images: torch.Tensor) -> None:
+    """How far the torchdiffeq network is from rknet's, with classic RK4 and with torchdiffeq's 'rk4'."""
+    reference = eval_outputs(net, images)
+    differences = [(eval_outputs(model, images) - reference).abs().max().item()
+                   for model in (twin, TorchdiffeqODENet(net, "rk4").to(images.device))]
+    print(f"max |rknet - torchdiffeq| on a batch in eval mode (outputs up to "
+          f"{reference.abs().max().item():.2e}): {differences[0]:.2e} with {CLASSIC_RK4}; "
+          f"with torchdiffeq's 'rk4' (the 3/8 rule) {differences[1]:.2e}")
+
+
+def print_rates(rates: dict[str, list[float]]) -> None:
+    """Median images/s of each implementation, its rounds, and the rknet/torchdiffeq ratio."""
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    for name, median in medians.items():
+        rounds = ", ".join(f"{rate:.1f}" for rate in rates[name])
+        print(f"{name:<12} median {median:8.1f} images/s  (rounds: {rounds})")
+    print(f"ratio rknet/torchdiffeq: {medians['rknet'] / medians['torchdiffeq']:.2f}x")
+
+
+def main() -> None:
+    args = parse_args()
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    net = rknet.ODENet(in_channels=3, num_classes=10).to(device)
+    twin = TorchdiffeqODENet(net).to(device)
+    batches = synthetic_batches(4, args.batch_size, device, args.seed)
+    print_header(args, device, net)
+    print_equality(net, twin, batches[0][0])
+
+    models = {"rknet": net, "torchdiffeq": twin}
+    rates: dict[str, list[float]] = {name: [] for name in models}
+    steps = {name: functools.partial(training_step, model,
+                                     torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9))
+             for name, model in models.items()}
+    for _ in range(args.rounds):
+        for name, step in steps.items():
+            rates[name].append(timed_round(step, batches, args.warmup, args.steps, device))
+    print_rates(rates)
+
+
+if __name__ == "__main__":
+    main()

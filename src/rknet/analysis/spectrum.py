@@ -1,0 +1,138 @@
+"""Eigenvalues of a block's Jacobian df/dy along its trajectory, scaled by the step size.
+
+A step of an explicit method is stable for the linearised dynamics when every h * lambda lies in the
+method's stability region |R(h lambda)| <= 1; these spectra show how close a trained block runs to that
+limit. Small states get the exact spectrum of the full Jacobian; large ones an Arnoldi estimate of the
+largest-magnitude eigenvalues through Jacobian-vector products (`rknet.analysis.krylov`).
+
+Batch norm: `DynamicBlock.vector_field` normalises with batch statistics, which mean nothing for one
+sample. Here the layer runs in eval mode with the running statistics of the forward evaluation (step,
+stage) whose stage time is nearest t, i.e. the function the trained block applies at prediction time.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..block import DynamicBlock
+from ..grid import interpolation_weights
+from ..integrate import stage_terms
+from ..network import ODENet
+from ..tableau import ButcherTableau
+from .krylov import arnoldi_eigenvalues
+from .stability import is_stable
+from .trajectories import feature_trajectories
+
+EXACT_LIMIT = 2048
+KRYLOV_DIM = 40
+KRYLOV_TOP = 10
+KRYLOV_SEED = 0
+
+
+@dataclass(frozen=True)
+class BlockSpectrum:
+    """One block's scaled eigenvalues h_k * lambda at the start t_k of each step k, over a few samples.
+
+    `eigenvalues[k]` holds the samples' spectra at `times[k]`, concatenated (complex). `exact` is False
+    when the state was too large and only the largest-magnitude eigenvalues were estimated.
+    """
+
+    tableau: ButcherTableau
+    times: tuple[float, ...]
+    eigenvalues: tuple[torch.Tensor, ...]
+    exact: bool
+
+    def fraction_stable(self) -> float:
+        """The fraction of all h * lambda inside the method's stability region."""
+        return is_stable(self.tableau, torch.cat(self.eigenvalues)).double().mean().item()
+
+
+def _check_count(value: int, what: str, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _one_sample(block: DynamicBlock, y: torch.Tensor) -> torch.Tensor:
+    """y as a batch of one, accepting a single sample with or without its batch dimension."""
+    layer = block.layer
+    shape = ("C", "C, L", "C, H, W")[layer.dims].replace("C", str(layer.channels))
+    sample = y.unsqueeze(0) if y.dim() == layer.dims + 1 else y
+    if sample.dim() != layer.dims + 2 or sample.shape[0] != 1 or sample.shape[1] != layer.channels:
+        raise ValueError(f"jacobian_spectrum takes one sample of shape ({shape}) or (1, {shape}) for this "
+                         f"block, got shape {tuple(y.shape)}")
+    return sample.detach()
+
+
+def _check_time(block: DynamicBlock, t: float) -> float:
+    t = float(t)
+    first, last = block.t_states[0], block.t_states[-1]
+    if not first <= t <= last:
+        raise ValueError(f"t must lie in the block's time interval [{first:g}, {last:g}], got {t:g}")
+    return t
+
+
+def _evaluation_at(block: DynamicBlock, t: float) -> int:
+    """The forward evaluation (k * stages + i) nearest t among the stages forward actually evaluates."""
+    k = min(bisect.bisect_right(block.t_states, t) - 1, len(block.steps) - 1)
+    fraction = (t - block.t_states[k]) / block.steps[k]
+    used = [i for i, needed in enumerate(stage_terms(block.tableau)[2]) if needed]
+    stage = min(used, key=lambda i: abs(block.tableau.c[i] - fraction))
+    return k * block.tableau.stages + stage
+
+
+def _flat_field(block: DynamicBlock, shape: torch.Size, t: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """v -> f(t, v) on flattened single samples, with the controls at t and eval-mode batch norm."""
+    weights = interpolation_weights(block.t_controls, t, block.interpolation)
+    params = {name: value.detach() for name, value in block._interpolate(weights, {}).items()}
+    stats = block._stats(_evaluation_at(block, t))
+    return lambda flat: block.layer(params, flat.reshape(shape), stats, training=False).reshape(-1)
+
+
+def jacobian_spectrum(block: DynamicBlock, y: torch.Tensor, t: float, exact_limit: int = EXACT_LIMIT,
+                      krylov_dim: int = KRYLOV_DIM, top: int = KRYLOV_TOP) -> torch.Tensor:
+    """Eigenvalues of df/dy at (t, y) for ONE sample y, as a complex128 tensor.
+
+    With at most `exact_limit` state entries: all eigenvalues of the full Jacobian (`torch.func.jacrev`,
+    then `torch.linalg.eigvals`). Above it: the `top` largest-magnitude eigenvalues estimated by Arnoldi
+    with `krylov_dim` Krylov vectors of Jacobian-vector products (`torch.func.jvp`), from a fixed random
+    start so results are reproducible. See the module docstring for batch norm.
+    """
+    _check_count(exact_limit, "exact_limit", 0)
+    _check_count(krylov_dim, "krylov_dim", 1)
+    _check_count(top, "top", 1)
+    sample = _one_sample(block, y)
+    field = _flat_field(block, sample.shape, _check_time(block, t))
+    flat = sample.reshape(-1)
+    if flat.numel() <= exact_limit:
+        return torch.linalg.eigvals(torch.func.jacrev(field)(flat).double())
+
+    def matvec(vector: torch.Tensor) -> torch.Tensor:
+        return torch.func.jvp(field, (flat,), (vector.to(flat.dtype),))[1].double()
+
+    generator = torch.Generator().manual_seed(KRYLOV_SEED)
+    return arnoldi_eigenvalues(matvec, flat.numel(), krylov_dim, top, generator, device=flat.device)
+
+
+def block_spectra(net: ODENet, x: torch.Tensor, samples: int = 4, exact_limit: int = EXACT_LIMIT,
+                  krylov_dim: int = KRYLOV_DIM, top: int = KRYLOV_TOP) -> list[BlockSpectrum]:
+    """For each block of `net`, h_k * lambda of its Jacobian at the start of every step, along the
+    trajectories of the first `samples` inputs of x (the final state time starts no step, so it is left
+    out). Options as in `jacobian_spectrum`."""
+    _check_count(samples, "samples", 1)
+    if x.shape[0] < 1:
+        raise ValueError("x must hold at least one input sample, got an empty batch")
+    spectra = []
+    for block, states in zip(net.blocks, feature_trajectories(net, x[:samples]), strict=True):
+        times = block.t_states[:-1]
+        eigenvalues = tuple(
+            step * torch.cat([jacobian_spectrum(block, sample, time, exact_limit, krylov_dim, top)
+                              for sample in states[k]])
+            for k, (time, step) in enumerate(zip(times, block.steps, strict=True)))
+        exact = states[0, 0].numel() <= exact_limit
+        spectra.append(BlockSpectrum(block.tableau, times, eigenvalues, exact))
+    return spectra

@@ -1,0 +1,200 @@
+"""rknet.analysis: stability regions, Jacobian spectra, trajectories, gradient norms, plots."""
+
+import sys
+
+import pytest
+import torch
+
+import rknet
+from rknet.analysis import (
+    block_gradient_norms,
+    block_spectra,
+    block_states,
+    feature_trajectories,
+    is_stable,
+    jacobian_spectrum,
+    plot_spectra,
+    plot_stability_regions,
+    plot_trajectories,
+    stability_grid,
+)
+from rknet.layers import Double, DoubleSym, Single
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# torch.func.jvp loads decompositions that torch itself still builds with the deprecated torch.jit.script.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+
+
+def _random_controls(block: rknet.DynamicBlock) -> rknet.DynamicBlock:
+    with torch.no_grad():
+        for stacked in block.controls.values():
+            stacked.copy_(torch.randn_like(stacked))
+    return block
+
+
+def _max_unmatched(found: torch.Tensor, expected: torch.Tensor) -> float:
+    """Largest distance from an expected eigenvalue to its partner, pairing each found value once."""
+    remaining = list(found.tolist())
+    worst = 0.0
+    for value in expected.tolist():
+        nearest = min(range(len(remaining)), key=lambda i: abs(remaining[i] - value))
+        worst = max(worst, abs(remaining.pop(nearest) - value))
+    return worst
+
+
+@pytest.mark.parametrize(("method", "polynomial"), [
+    ("euler", lambda z: 1 + z),
+    ("heun", lambda z: 1 + z + z**2 / 2),
+    ("rk4", lambda z: 1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24),
+])
+def test_stability_function_matches_closed_form(method, polynomial):
+    z = torch.complex(torch.randn(200, dtype=torch.float64), torch.randn(200, dtype=torch.float64)) * 2
+    tableau = rknet.get_tableau(method)
+    assert torch.allclose(tableau.stability(z), polynomial(z), rtol=1e-12, atol=1e-12)
+    real, imag, magnitude = stability_grid(method, re=(-3, 1), im=(-2, 2), resolution=41)
+    assert real.shape == imag.shape == magnitude.shape == (41, 41)
+    assert torch.allclose(magnitude, polynomial(torch.complex(real, imag)).abs())
+    assert torch.equal(is_stable(method, z), polynomial(z).abs() <= 1 + 1e-6)
+
+
+def test_stability_grid_rejects_bad_window():
+    with pytest.raises(ValueError, match="re must be finite with low < high"):
+        stability_grid("rk4", re=(1, -5))
+    with pytest.raises(ValueError, match="resolution must be an integer >= 2"):
+        stability_grid("rk4", resolution=1)
+    with pytest.raises(ValueError, match="unknown method"):
+        stability_grid("rk5")
+
+
+def test_linear_layer_spectrum_is_eigenvalues_of_its_matrix():
+    block = _random_controls(rknet.DynamicBlock(Single(6, dims=0, activation="identity"), "rk4", (0, 1, 2)))
+    y = torch.randn(6)
+    kernel = block.controls["K"].detach()
+    for t, matrix in ((0.0, kernel[0]), (1.5, (kernel[1] + kernel[2]) / 2)):
+        eigenvalues = jacobian_spectrum(block, y, t)
+        assert eigenvalues.dtype == torch.complex128 and eigenvalues.shape == (6,)
+        assert _max_unmatched(eigenvalues, torch.linalg.eigvals(matrix.double())) < 1e-4
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_doublesym_spectrum_is_real_and_non_positive(activation):
+    layer = DoubleSym(8, dims=0, activation=activation)
+    block = _random_controls(rknet.DynamicBlock(layer, "rk4", (0, 1))).double()
+    eigenvalues = jacobian_spectrum(block, torch.randn(1, 8, dtype=torch.float64), 0.5)
+    scale = eigenvalues.abs().max()
+    assert scale > 0
+    assert eigenvalues.imag.abs().max() <= 1e-8 * scale
+    assert eigenvalues.real.max() <= 1e-8 * scale
+
+
+def test_krylov_estimate_matches_exact_largest_eigenvalue():
+    block = _random_controls(rknet.DynamicBlock(Double(2, dims=2, activation="tanh"), "rk4", (0, 1)))
+    y = torch.randn(2, 6, 6)
+    exact = jacobian_spectrum(block, y, 0.0)
+    estimate = jacobian_spectrum(block, y, 0.0, exact_limit=0, krylov_dim=30, top=4)
+    assert exact.shape == (72,) and estimate.shape == (4,)
+    largest = exact.abs().max()
+    assert abs(estimate.abs().max() - largest) <= 0.03 * largest
+    assert _max_unmatched(exact, estimate[:1]) <= 0.03 * largest
+
+
+def test_batch_norm_spectrum_uses_running_statistics():
+    block = rknet.DynamicBlock(Single(3, dims=1, norm="batch"), "heun", (0, 1, 2))
+    block(torch.randn(16, 3, 5))  # training pass fills the per-evaluation running statistics
+    eigenvalues = jacobian_spectrum(block, torch.randn(3, 5), 2.0)
+    assert eigenvalues.shape == (15,) and torch.isfinite(eigenvalues).all()
+
+
+def test_jacobian_spectrum_rejects_bad_sample_and_time():
+    block = rknet.DynamicBlock(Single(3, dims=2), "euler", (0, 1))
+    with pytest.raises(ValueError, match=r"one sample of shape \(3, H, W\) or \(1, 3, H, W\)"):
+        jacobian_spectrum(block, torch.randn(2, 3, 4, 4), 0.0)
+    with pytest.raises(ValueError, match=r"t must lie in the block's time interval \[0, 1\]"):
+        jacobian_spectrum(block, torch.randn(3, 4, 4), 1.5)
+    with pytest.raises(ValueError, match="exact_limit must be an integer >= 0"):
+        jacobian_spectrum(block, torch.randn(3, 4, 4), 0.0, exact_limit=-1)
+
+
+def _toy_net(**options) -> rknet.ODENet:
+    net = rknet.ODENet(2, 3, widths=(2, 2, 4), layer="double", method="rk4", t_states=(0, 0.5, 1),
+                       norm=None, activation="tanh", dims=0, **options)
+    net.train()
+    net(torch.randn(32, 2))  # settle the connectors' batch-norm statistics
+    return net
+
+
+def test_feature_trajectories_follow_the_forward_pass():
+    net = _toy_net()
+    x = torch.randn(10, 2)
+    trajectories = feature_trajectories(net, x)
+    assert net.training, "analysis must restore the training mode"
+    assert [tuple(states.shape) for states in trajectories] == [(3, 10, 2), (3, 10, 2)]
+    net.eval()
+    with torch.no_grad():
+        opening = net.opening_act(net.opening(x))
+        assert torch.allclose(trajectories[0][0], opening)
+        assert torch.allclose(trajectories[0][-1], net.blocks[0](opening), atol=1e-6)
+        assert torch.allclose(net.connectors[1](trajectories[1][-1]), net.features(x), atol=1e-6)
+        assert torch.allclose(block_states(net.blocks[1], trajectories[1][0]), trajectories[1])
+
+
+def test_block_spectra_scale_by_step_and_report_stability():
+    net = _toy_net()
+    spectra = block_spectra(net, torch.randn(8, 2), samples=3)
+    assert len(spectra) == 2
+    for spectrum, block in zip(spectra, net.blocks, strict=True):
+        assert spectrum.tableau is block.tableau and spectrum.times == (0.0, 0.5) and spectrum.exact
+        assert [tuple(values.shape) for values in spectrum.eigenvalues] == [(6,), (6,)]
+        assert 0.0 <= spectrum.fraction_stable() <= 1.0
+    with pytest.raises(ValueError, match="samples must be an integer >= 1"):
+        block_spectra(net, torch.randn(8, 2), samples=0)
+
+
+def test_block_gradient_norms_one_positive_entry_per_block():
+    net = rknet.ODENet(3, 4, widths=(4, 6, 6), dims=1, norm="tv")
+    torch.nn.functional.cross_entropy(net(torch.randn(5, 3, 8)), torch.tensor([0, 1, 2, 3, 0])).backward()
+    norms = block_gradient_norms(net)
+    assert list(norms) == ["blocks.0", "blocks.1"]
+    assert all(torch.isfinite(torch.tensor(value)) and value > 0 for value in norms.values())
+
+
+def _assert_png(path, min_size=300):
+    pytest.importorskip("matplotlib")
+    import matplotlib.image
+
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[2] in (3, 4)
+    assert min(image.shape[:2]) >= min_size
+    assert image.std() > 0.01, "the figure is blank"
+
+
+def test_plots_write_png_files(tmp_path):
+    pytest.importorskip("matplotlib")
+    net = _toy_net()
+    x = torch.randn(40, 2)
+    regions = plot_stability_regions(["euler", "heun", rknet.get_tableau("rk4")], tmp_path / "stability.png",
+                                     resolution=120)
+    spectra = plot_spectra(block_spectra(net, x, samples=4), tmp_path / "nested" / "spectra.png",
+                           resolution=80)
+    paths = plot_trajectories(net, x, torch.arange(40) % 3, tmp_path / "trajectories.png")
+    for path in (regions, spectra, paths):
+        _assert_png(path)
+
+
+def test_plot_errors_are_clear(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    with pytest.raises(ValueError, match="methods must hold at least one method"):
+        plot_stability_regions([], tmp_path / "empty.png")
+    image_net = rknet.ODENet(3, 2, widths=(4, 4), dims=2)
+    with pytest.raises(ValueError, match="needs a dense ODENet .* got dims=2, in_channels=3"):
+        plot_trajectories(image_net, torch.randn(4, 2), [0, 1, 0, 1], tmp_path / "t.png")
+    with pytest.raises(ValueError, match="one label each"):
+        plot_trajectories(_toy_net(), torch.randn(4, 2), [0, 1], tmp_path / "t.png")
+    with pytest.raises(ValueError, match=r"class indices in \[0, 2\] for this 3-class network"):
+        plot_trajectories(_toy_net(), torch.randn(2, 2), [0, 3], tmp_path / "t.png")
+    for name in [name for name in sys.modules if name.split(".")[0] == "matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        plot_stability_regions("rk4", tmp_path / "missing.png")
