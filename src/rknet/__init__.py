@@ -4,7 +4,7 @@ Swap forward Euler for any explicit Runge-Kutta tableau, put the weights on thei
 train, compare and analyse the result.
 """
 
-from . import layers
+from . import analysis, layers
 from .block import DynamicBlock
 from .grid import GridWarning, refine_times, uniform_grid
 from .integrate import integrate
@@ -18,6 +18,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LAYERS", "TABLEAUS", "ButcherTableau", "DynamicBlock", "GridWarning", "ODENet", "TrainConfig",
-    "__version__", "evaluate_run", "get_tableau", "integrate", "layers", "load", "rediscretize",
+    "__version__", "analysis", "evaluate_run", "get_tableau", "integrate", "layers", "load", "rediscretize",
     "refine_times", "train", "uniform_grid",
 ]

@@ -1,4 +1,7 @@
-"""The `rknet` command: train | eval. Errors become one line on stderr and a non-zero exit code."""
+"""The `rknet` command: train | eval | stability | spectrum | trajectories.
+
+Errors become one line on stderr and a non-zero exit code.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,10 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from .training import TrainConfig, TrainingDiverged, evaluate_run, format_table, read_config_file, train
+from .training.evaluation import load_run
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -108,6 +113,57 @@ def _eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stability_command(args: argparse.Namespace) -> int:
+    from .analysis import plot_stability_regions
+
+    print(f"wrote {plot_stability_regions(args.methods, args.out)}")
+    return 0
+
+
+def _spectrum_command(args: argparse.Namespace) -> int:
+    from .analysis import block_spectra, plot_spectra
+
+    run = load_run(args.run, args.device)
+    x = run.data.x_test[: args.samples].to(run.device)
+    spectra = block_spectra(run.model, x, samples=args.samples)
+    for index, spectrum in enumerate(spectra):
+        print(f"block {index} ({spectrum.tableau.name}): {100 * spectrum.fraction_stable():.1f}% of the scaled "
+              "eigenvalues h*lambda lie inside the stability region")
+    print(f"wrote {plot_spectra(spectra, args.out or Path(args.run) / 'spectra.png')}")
+    return 0
+
+
+def _trajectories_command(args: argparse.Namespace) -> int:
+    from .analysis import plot_trajectories
+
+    run = load_run(args.run, args.device)
+    x, y = run.data.x_test[: args.points].to(run.device), run.data.y_test[: args.points]
+    print(f"wrote {plot_trajectories(run.model, x, y, args.out or Path(args.run) / 'trajectories.png')}")
+    return 0
+
+
+def _add_analysis_parsers(commands) -> None:
+    stability = commands.add_parser("stability", help="plot stability regions |R(z)| <= 1 of integrators")
+    stability.add_argument("--methods", type=_comma_list(str), default=["euler", "heun", "rk3", "rk4"],
+                           help="methods, comma-separated (default euler,heun,rk3,rk4)")
+    stability.add_argument("--out", default="stability.png", help="PNG file (default stability.png)")
+    stability.set_defaults(handler=_stability_command)
+    spectrum = commands.add_parser(
+        "spectrum", help="Jacobian spectra h*lambda of a trained run over its method's stability region")
+    spectrum.add_argument("run", help="run folder")
+    spectrum.add_argument("--samples", type=int, default=4, help="test samples to analyse (default 4)")
+    spectrum.add_argument("--out", help="PNG file (default RUN/spectra.png)")
+    spectrum.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    spectrum.set_defaults(handler=_spectrum_command)
+    trajectories = commands.add_parser(
+        "trajectories", help="feature trajectories of a 2-D toy run (dense network of width 2)")
+    trajectories.add_argument("run", help="run folder")
+    trajectories.add_argument("--points", type=int, default=300, help="test points to draw (default 300)")
+    trajectories.add_argument("--out", help="PNG file (default RUN/trajectories.png)")
+    trajectories.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    trajectories.set_defaults(handler=_trajectories_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="rknet", description="Residual networks as discretized ODEs.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -124,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--steps", type=_comma_list(int), help="state step counts, comma-separated")
     eval_parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     eval_parser.set_defaults(handler=_eval_command)
+    _add_analysis_parsers(commands)
     return parser
 
 

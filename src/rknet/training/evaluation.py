@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..data import load_dataset
+import torch
+
+from ..data import Dataset, load_dataset
+from ..network import ODENet
 from ..rediscretize import rediscretize
 from .checkpoint import CheckpointError, load_file
 from .config import TrainConfig
@@ -15,9 +19,18 @@ from .model_io import MODEL, build_network
 from .trainer import resolve_device
 
 
-def evaluate_run(folder: str | Path, methods: Sequence[str] | None = None, steps: Sequence[int] | None = None,
-                 device: str = "auto", batch_size: int = 512) -> list[dict[str, Any]]:
-    """Test loss and accuracy for every (method, steps) pair; None keeps the trained value."""
+@dataclass
+class SavedRun:
+    """A finished run's model (eval mode, on `device`), its configuration and its data."""
+
+    model: ODENet
+    config: TrainConfig
+    data: Dataset
+    device: torch.device
+
+
+def load_run(folder: str | Path, device: str = "auto") -> SavedRun:
+    """Rebuild a run from its folder (or model.pt): the best model and the very same data split."""
     folder = Path(folder)
     saved = load_file(folder / MODEL if folder.is_dir() else folder, "model file")
     if "network" not in saved or "config" not in saved:
@@ -27,7 +40,15 @@ def evaluate_run(folder: str | Path, methods: Sequence[str] | None = None, steps
     model = build_network(saved["network"])
     model.load_state_dict(saved["state_dict"])
     data = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed)
-    x, y = data.x_test.to(torch_device), data.y_test.to(torch_device)
+    return SavedRun(model.to(torch_device).eval(), config, data, torch_device)
+
+
+def evaluate_run(folder: str | Path, methods: Sequence[str] | None = None, steps: Sequence[int] | None = None,
+                 device: str = "auto", batch_size: int = 512) -> list[dict[str, Any]]:
+    """Test loss and accuracy for every (method, steps) pair; None keeps the trained value."""
+    run = load_run(folder, device)
+    model, torch_device = run.model, run.device
+    x, y = run.data.x_test.to(torch_device), run.data.y_test.to(torch_device)
     trained_steps = len(model.config["t_states"]) - 1
     rows = []
     for method in methods or [model.config["method"]]:

@@ -1,0 +1,41 @@
+"""The analysis commands on a tiny trained toy run: each writes a valid PNG and reports in one line."""
+
+import pytest
+
+from rknet.cli import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "toy"
+    assert main(["train", "--data", "circles", "--widths", "2,2", "--steps", "2", "--epochs", "1",
+                 "--norm", "none", "--activation", "tanh", "--out", str(out)]) == 0
+    return out
+
+
+def test_stability_command(tmp_path, capsys):
+    out = tmp_path / "regions.png"
+    assert main(["stability", "--methods", "euler,rk4", "--out", str(out)]) == 0
+    assert out.read_bytes().startswith(PNG)
+
+
+def test_spectrum_command(toy_run, capsys):
+    assert main(["spectrum", str(toy_run), "--device", "cpu"]) == 0
+    assert "inside the stability region" in capsys.readouterr().out
+    assert (toy_run / "spectra.png").read_bytes().startswith(PNG)
+
+
+def test_trajectories_command(toy_run, capsys):
+    assert main(["trajectories", str(toy_run), "--points", "50", "--device", "cpu"]) == 0
+    assert (toy_run / "trajectories.png").read_bytes().startswith(PNG)
+
+
+def test_trajectories_of_a_non_toy_run_is_a_one_line_error(tmp_path, capsys):
+    out = tmp_path / "wide"
+    assert main(["train", "--data", "circles", "--widths", "4,4", "--steps", "1", "--epochs", "1",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["trajectories", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
