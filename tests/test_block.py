@@ -100,3 +100,15 @@ def test_vector_field_matches_forward_euler_step():
 def test_evaluations_per_forward():
     block = rknet.DynamicBlock(make_layer("single", 2, dims=0), "rk4", [0, 1, 2, 3])
     assert block.evaluations_per_forward == 12
+
+
+@pytest.mark.parametrize("dims", [0, 1, 2])
+def test_kernel_transpose_is_the_adjoint(dims):
+    from rknet.layers import apply_kernel, apply_kernel_transpose, kernel_shape
+
+    kernel = torch.randn(kernel_shape(3, 3, dims), dtype=torch.float64)
+    x = torch.randn((2, 3) + (5,) * dims, dtype=torch.float64)
+    z = torch.randn((2, 3) + (5,) * dims, dtype=torch.float64)
+    left = (apply_kernel(x, kernel, None, dims) * z).sum()
+    right = (x * apply_kernel_transpose(z, kernel, None, dims)).sum()
+    assert left.item() == pytest.approx(right.item(), rel=1e-12)

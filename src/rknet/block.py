@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import copy
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .grid import (
     Weights,
@@ -13,13 +16,39 @@ from .grid import (
     check_interpolation,
     check_span,
     interpolation_weights,
+    refine_times,
     stage_weights,
     warn_knots_inside_steps,
 )
 from .integrate import rk_step, stage_terms
 from .layers import Layer
 from .norms import BatchStats
+from .specs import ParameterSpec
 from .tableau import ButcherTableau, get_tableau
+
+MEMORY_MODES: tuple[str, ...] = ("backprop", "checkpoint")
+
+
+def check_memory(memory: str, modes: tuple[str, ...] = MEMORY_MODES) -> str:
+    """`memory` if it names one of `modes`, else a ValueError listing them."""
+    if memory not in modes:
+        raise ValueError(f"unknown memory mode {memory!r}; valid: {', '.join(modes)}")
+    return memory
+
+
+def check_layer(layer: Layer) -> Layer:
+    """`layer` if it is an rknet Layer (a right-hand side f(theta, y)), else a TypeError."""
+    if not isinstance(layer, Layer):
+        raise TypeError(f"layer must be an rknet.layers.Layer (e.g. rknet.layers.DoubleSym(16)), "
+                        f"got {type(layer).__name__}")
+    return layer
+
+
+def stacked_controls(specs: Mapping[str, ParameterSpec], count: int) -> nn.ParameterDict:
+    """One parameter per spec, its initial value repeated over `count` control times."""
+    return nn.ParameterDict({
+        name: nn.Parameter(spec.initial_value().expand(count, *spec.shape).clone())
+        for name, spec in specs.items()})
 
 
 class DynamicBlock(nn.Module):
@@ -29,34 +58,34 @@ class DynamicBlock(nn.Module):
     The control weights of every stage time are computed at construction, so `forward` is a fixed
     sequence of tensor operations. Batch norm keeps running statistics per evaluation (step x stage),
     as buffers of shape `(steps * stages, channels)`.
+
+    `memory="checkpoint"` keeps only each step's input for the backward pass and recomputes the step's
+    stages there (when grad is enabled): activation memory grows with the steps, not with steps x stages.
     """
 
     def __init__(self, layer: Layer, method: str | ButcherTableau = "rk4",
                  t_states: Sequence[float] = (0, 1, 2, 3, 4), t_controls: Sequence[float] | None = None,
-                 interpolation: str = "linear") -> None:
+                 interpolation: str = "linear", memory: str = "backprop") -> None:
         super().__init__()
-        if not isinstance(layer, Layer):
-            raise TypeError(f"layer must be an rknet.layers.Layer (e.g. rknet.layers.DoubleSym(16)), "
-                            f"got {type(layer).__name__}")
-        self.layer = layer
-        self.tableau = get_tableau(method).require_explicit()
+        self.layer = check_layer(layer)
+        self.tableau = get_tableau(method)
+        self.terms = stage_terms(self.tableau)
         self.t_states = as_times(t_states, "t_states", minimum=2)
         self.t_controls = self.t_states if t_controls is None else as_times(t_controls, "t_controls",
                                                                             minimum=1)
         self.interpolation = check_interpolation(interpolation)
+        self.memory = check_memory(memory)
         check_span(self.t_states, self.t_controls)
         warn_knots_inside_steps(self.t_states, self.t_controls, self.tableau, self.interpolation)
-        self.terms = stage_terms(self.tableau)
         self.steps = tuple(end - start for start, end in zip(self.t_states, self.t_states[1:]))
         self.weights = stage_weights(self.t_states, self.t_controls, self.tableau, self.interpolation)
         self.specs = layer.parameter_specs()
-        self.controls = nn.ParameterDict({
-            name: nn.Parameter(spec.initial_value().expand(len(self.t_controls), *spec.shape).clone())
-            for name, spec in self.specs.items()})
+        self.controls = stacked_controls(self.specs, len(self.t_controls))
         evaluations = len(self.steps) * self.tableau.stages
         for site in layer.batch_norm_sites():
             self.register_buffer(f"{site}_running_mean", torch.zeros(evaluations, layer.channels))
             self.register_buffer(f"{site}_running_var", torch.ones(evaluations, layer.channels))
+        self._recomputing = False
 
     @property
     def evaluations_per_forward(self) -> int:
@@ -80,18 +109,50 @@ class DynamicBlock(nn.Module):
         return cache[weights]
 
     def _stats(self, evaluation: int) -> dict[str, BatchStats]:
-        return {site: BatchStats(getattr(self, f"{site}_running_mean")[evaluation],
-                                 getattr(self, f"{site}_running_var")[evaluation])
-                for site in self.layer.batch_norm_sites()}
+        """This evaluation's running statistics; scratch copies while a checkpoint recomputes a step,
+        so that the recomputation (same operations, same saved tensors) does not update them twice."""
+        stats = {}
+        for site in self.layer.batch_norm_sites():
+            mean = getattr(self, f"{site}_running_mean")[evaluation]
+            var = getattr(self, f"{site}_running_var")[evaluation]
+            if self._recomputing:
+                mean, var = mean.clone(), var.clone()
+            stats[site] = BatchStats(mean, var)
+        return stats
+
+    @contextlib.contextmanager
+    def _recomputation(self) -> Iterator[None]:
+        self._recomputing = True
+        try:
+            yield
+        finally:
+            self._recomputing = False
+
+    def _checkpoint_contexts(self) -> tuple[contextlib.AbstractContextManager, ...]:
+        """For `checkpoint(context_fn=...)`: nothing around the forward, scratch statistics around the
+        recomputation."""
+        return contextlib.nullcontext(), self._recomputation()
+
+    def _step(self, y: torch.Tensor, k: int, cache: dict | None = None) -> torch.Tensor:
+        """Step k of the forward pass; `cache` shares interpolated controls between steps."""
+        cache = {} if cache is None else cache
+        stages = self.tableau.stages
+
+        def slope(i: int, state: torch.Tensor) -> torch.Tensor:
+            params = self._interpolate(self.weights[k][i], cache)
+            return self.layer(params, state, self._stats(k * stages + i), self.training)
+
+        return rk_step(slope, y, self.steps[k], self.terms)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if self.memory == "checkpoint" and torch.is_grad_enabled():
+            # A fresh cache per step: the recomputation must rebuild exactly what the step saved.
+            for k in range(len(self.steps)):
+                y = checkpoint(self._step, y, k, use_reentrant=False, context_fn=self._checkpoint_contexts)
+            return y
         cache: dict = {}
-        stages = self.tableau.stages
-        for k, step in enumerate(self.steps):
-            def slope(i: int, state: torch.Tensor, k: int = k) -> torch.Tensor:
-                params = self._interpolate(self.weights[k][i], cache)
-                return self.layer(params, state, self._stats(k * stages + i), self.training)
-            y = rk_step(slope, y, step, self.terms)
+        for k in range(len(self.steps)):
+            y = self._step(y, k, cache)
         return y
 
     def vector_field(self, t: float, y: torch.Tensor) -> torch.Tensor:
@@ -103,8 +164,60 @@ class DynamicBlock(nn.Module):
         stats = {site: BatchStats(None, None) for site in self.layer.batch_norm_sites()}
         return self.layer(params, y, stats, training=True)
 
+    def refine(self, factor: int = 2, controls: bool = False) -> DynamicBlock:
+        """A new block whose state steps are each split into `factor` equal steps (multilevel training).
+
+        Same layer, method, interpolation and memory mode. With `controls=False` the control grid and
+        values are copied unchanged; with `controls=True` every control interval is split too and the new
+        controls take the old theta(t) at their times, so theta(t) is the same function either way and
+        the network changes only by the discretisation error. Batch-norm running statistics: each new
+        evaluation (step, stage) takes those of the same stage of the old step that contains it.
+        """
+        if not isinstance(controls, bool):
+            raise TypeError(f"controls must be a bool (refine the control grid too?), got {controls!r}")
+        t_states = refine_times(self.t_states, factor)
+        t_controls = refine_times(self.t_controls, factor) if controls else self.t_controls
+        refined = DynamicBlock(self.layer, self.tableau, t_states, t_controls, self.interpolation,
+                               self.memory)
+        rows = [interpolation_weights(self.t_controls, t, self.interpolation) for t in t_controls]
+        with torch.no_grad():
+            for name, old in self.controls.items():
+                value = torch.stack([sum(old[i] * w for i, w in row) for row in rows])
+                refined.controls[name] = nn.Parameter(value, requires_grad=old.requires_grad)
+            stages = self.tableau.stages
+            source = [(k // factor) * stages + i for k in range(len(refined.steps)) for i in range(stages)]
+            for name, buffer in self.named_buffers(recurse=False):
+                setattr(refined, name, buffer[source].clone())
+        return refined.train(self.training)
+
     def extra_repr(self) -> str:
         grid = lambda times: "[" + ", ".join(f"{t:g}" for t in times) + "]"  # noqa: E731
         return (f"method={self.tableau.name}, t_states={grid(self.t_states)}, "
                 f"t_controls={grid(self.t_controls)}, interpolation={self.interpolation}, "
-                f"layer={self.layer!r}")
+                f"memory={self.memory}, layer={self.layer!r}")
+
+
+def refine_network(net: nn.Module, factor: int = 2, controls: bool = False) -> nn.Module:
+    """A deep copy of `net` with every DynamicBlock replaced by `block.refine(factor, controls)`.
+
+    The original is left untouched. A `config` dict (as on ODENet) gets the refined `t_states` and
+    `t_controls`, so the copy can be rebuilt from its config. Meant to back `ODENet.refine`.
+    """
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
+    if isinstance(net, DynamicBlock):
+        return net.refine(factor, controls)
+    refined = copy.deepcopy(net)
+    for name, module in list(refined.named_modules()):
+        if isinstance(module, DynamicBlock):
+            parent, _, child = name.rpartition(".")
+            setattr(refined.get_submodule(parent), child, module.refine(factor, controls))
+    config = getattr(refined, "config", None)
+    if isinstance(config, dict) and "t_states" in config:
+        old_states = config["t_states"]
+        old_controls = old_states if config.get("t_controls") is None else config["t_controls"]
+        config["t_states"] = list(refine_times(old_states, factor))
+        config["t_controls"] = list(refine_times(old_controls, factor) if controls else old_controls)
+        if config["t_controls"] == config["t_states"]:
+            config["t_controls"] = None
+    return refined

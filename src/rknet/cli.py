@@ -22,7 +22,7 @@ HELP = {
     "val_fraction": "share of the training set held out for validation (default 0.1)",
     "widths": "block widths then the final width, comma-separated (default 16,32,64,64)",
     "layer": "single, double, preactdouble, doublesym (default), antisymmetric",
-    "method": "euler, midpoint, heun, ralston, rk3, ssprk3, rk4 (default), rk38",
+    "method": "euler, midpoint, heun, ralston, rk3, ssprk3, rk4 (default), rk38; reversible: leapfrog, hamiltonian",
     "steps": "number of equal state steps per block (default 4)",
     "final_time": "final time T of each block's ODE (default 4)",
     "t_states": "explicit state times, comma-separated (overrides --steps/--final-time)",
@@ -47,6 +47,13 @@ HELP = {
     "precision": "fp32 (default) or bf16 autocast",
     "compile": "torch.compile the network (drops the last partial batch)",
     "out": "output folder (default runs/DATA-METHOD-LAYER-TIME)",
+    "memory": "backprop (default) or checkpoint (recompute each step in the backward pass)",
+    "time_reg": "weight of the time regulariser sum_k |theta_k+1 - theta_k|^2 / dt_k on kernels (default 0)",
+    "clip": "box constraint: clamp kernel weights to [-CLIP, CLIP] after each step",
+    "multilevel": "cascadic training over refinement factors, e.g. 1,2,4 (epochs split over the levels)",
+    "compile_mode": "torch.compile mode: default, reduce-overhead (CUDA graphs), max-autotune, ...",
+    "channels_last": "channels_last memory format for images",
+    "fast": "the fast path: --compile with CUDA graphs, bf16 autocast, channels_last",
 }
 
 
@@ -67,14 +74,14 @@ def _comma_list(convert: Callable) -> Callable[[str], list]:
 
 
 def _option_type(field: dataclasses.Field) -> Callable[[str], object]:
-    if field.name == "widths":
+    if field.name in ("widths", "multilevel"):
         return _comma_list(int)
     if field.name in ("t_states", "t_controls"):
         return _comma_list(float)
     default = field.default
     if field.name == "control_steps" or isinstance(default, int):
         return int
-    if isinstance(default, float):
+    if field.name == "clip" or isinstance(default, float):
         return float
     return str
 
@@ -191,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"rknet {args.command}: {error}", file=sys.stderr)
         return EXIT_DIVERGED
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, OSError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"rknet {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE

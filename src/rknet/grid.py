@@ -135,7 +135,7 @@ def warn_knots_inside_steps(t_states: Sequence[float], t_controls: Sequence[floa
 
 def uniform_grid(steps: int, final_time: float = 1.0, start: float = 0.0) -> tuple[float, ...]:
     """`steps` equal steps from `start` to `final_time`."""
-    if not isinstance(steps, int) or steps < 1:
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     if final_time <= start:
         raise ValueError(f"final time must exceed the start time {start:g}, got {final_time:g}")
@@ -144,7 +144,7 @@ def uniform_grid(steps: int, final_time: float = 1.0, start: float = 0.0) -> tup
 
 def refine_times(times: Sequence[float], factor: int) -> tuple[float, ...]:
     """Split every interval of `times` into `factor` equal parts."""
-    if not isinstance(factor, int) or factor < 1:
+    if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
         raise ValueError(f"refinement factor must be a positive integer, got {factor!r}")
     refined = [times[0]]
     for left, right in zip(times, times[1:]):

@@ -58,12 +58,15 @@ def apply_kernel(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | Non
 
 def apply_kernel_transpose(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None,
                            dims: int) -> torch.Tensor:
-    """K^T x + b, the adjoint of `apply_kernel` (transposed convolution with the same kernel)."""
+    """K^T x + b, the adjoint of `apply_kernel`.
+
+    The adjoint of a stride-1 'same' convolution is the convolution with the kernel's channels swapped
+    and its taps reversed; written as a plain convolution it takes the fast (oneDNN/cuDNN) path that
+    `conv_transpose` often misses on the CPU.
+    """
     if dims == 0:
         return F.linear(x, kernel.t(), bias)
-    if dims == 1:
-        return F.conv_transpose1d(x, kernel, bias, padding=1)
-    return F.conv_transpose2d(x, kernel, bias, padding=1)
+    return apply_kernel(x, kernel.transpose(0, 1).flip(tuple(range(2, 2 + dims))), bias, dims)
 
 
 class Layer:
@@ -185,7 +188,7 @@ class DoubleSym(Layer):
         kernel = params["K"]
         z = apply_kernel(y, kernel, params["b1"], self.dims)
         z = self.act(self._normalise("norm", z, params, stats, training))
-        return apply_kernel_transpose(z, -kernel, params["b2"], self.dims)
+        return -apply_kernel_transpose(z, kernel, -params["b2"], self.dims)
 
 
 class Antisymmetric(Layer):

@@ -8,9 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .block import DynamicBlock
-from .layers import ACTIVATIONS, check_activation, check_dims, make_layer
-from .tableau import ButcherTableau
+from .block import DynamicBlock, refine_network
+from .distributed import BatchNorm
+from .layers import ACTIVATIONS, Layer, check_activation, check_dims, make_layer
+from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
+from .tableau import TABLEAUS, ButcherTableau
 
 
 def _conv(in_channels: int, out_channels: int, kernel_size: int, dims: int) -> nn.Module:
@@ -20,8 +22,19 @@ def _conv(in_channels: int, out_channels: int, kernel_size: int, dims: int) -> n
     return conv(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
 
 
-def _batch_norm(channels: int, dims: int) -> nn.Module:
-    return nn.BatchNorm2d(channels) if dims == 2 else nn.BatchNorm1d(channels)
+REVERSIBLE_METHODS: dict[str, type[ReversibleBlock]] = {"leapfrog": LeapfrogBlock, "hamiltonian": HamiltonianBlock}
+METHODS: tuple[str, ...] = (*TABLEAUS, *REVERSIBLE_METHODS)
+
+
+def make_block(layer: Layer, method: str | ButcherTableau, t_states: Sequence[float],
+               t_controls: Sequence[float] | None, interpolation: str, memory: str) -> nn.Module:
+    """A DynamicBlock for a Runge-Kutta method, or a reversible block for `leapfrog` / `hamiltonian`
+    (one control per step, O(1) activation memory in depth)."""
+    if isinstance(method, str) and method.lower() in REVERSIBLE_METHODS:
+        if t_controls is not None:
+            raise ValueError(f"{method} blocks keep one control per state step; t_controls cannot be set")
+        return REVERSIBLE_METHODS[method.lower()](layer, t_states=t_states)
+    return DynamicBlock(layer, method, t_states, t_controls, interpolation, memory)
 
 
 class Connector(nn.Module):
@@ -32,7 +45,7 @@ class Connector(nn.Module):
                  kernel_size: int = 1, pool: bool = False) -> None:
         super().__init__()
         self.conv = _conv(in_channels, out_channels, kernel_size, dims)
-        self.norm = _batch_norm(out_channels, dims)
+        self.norm = BatchNorm(out_channels)
         self.act = ACTIVATIONS[activation]
         self.dims = dims
         self.pool = pool and dims > 0
@@ -57,7 +70,7 @@ class ODENet(nn.Module):
                  layer: str = "doublesym", method: str | ButcherTableau = "rk4",
                  t_states: Sequence[float] = (0, 1, 2, 3, 4), t_controls: Sequence[float] | None = None,
                  norm: str | None = "tv", activation: str = "relu", dims: int = 2,
-                 interpolation: str = "linear") -> None:
+                 interpolation: str = "linear", memory: str = "backprop") -> None:
         super().__init__()
         for what, value in (("in_channels", in_channels), ("num_classes", num_classes)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -73,13 +86,13 @@ class ODENet(nn.Module):
                        "layer": layer, "method": method if isinstance(method, str) else method.name,
                        "t_states": list(t_states), "t_controls": None if t_controls is None
                        else list(t_controls), "norm": norm, "activation": activation, "dims": dims,
-                       "interpolation": interpolation}
-        self.opening = nn.Sequential(_conv(in_channels, widths[0], 3, dims), _batch_norm(widths[0], dims))
+                       "interpolation": interpolation, "memory": memory}
+        self.opening = nn.Sequential(_conv(in_channels, widths[0], 3, dims), BatchNorm(widths[0]))
         self.opening_act = ACTIVATIONS[activation]
         blocks = len(widths) - 1
         self.blocks = nn.ModuleList(
-            DynamicBlock(make_layer(layer, width, dims=dims, activation=activation, norm=norm), method,
-                         t_states, t_controls, interpolation) for width in widths[:-1])
+            make_block(make_layer(layer, width, dims=dims, activation=activation, norm=norm), method,
+                       t_states, t_controls, interpolation, memory) for width in widths[:-1])
         self.connectors = nn.ModuleList(
             Connector(widths[i], widths[i + 1], dims, activation, pool=i < blocks - 1) for i in range(blocks))
         self.classifier = nn.Linear(widths[-1], num_classes)
@@ -104,6 +117,10 @@ class ODENet(nn.Module):
         """Layer evaluations inside dynamic blocks for one forward pass."""
         return sum(block.evaluations_per_forward for block in self.blocks)
 
+    def refine(self, factor: int = 2, controls: bool = False) -> ODENet:
+        """A copy whose blocks' state steps are each split into `factor` (see `DynamicBlock.refine`)."""
+        return refine_network(self, factor, controls)
+
 
 def decay_parameter_names(model: nn.Module) -> set[str]:
     """Parameters that take weight decay: kernels of blocks, and weights of ordinary conv/linear layers.
@@ -113,7 +130,7 @@ def decay_parameter_names(model: nn.Module) -> set[str]:
     names = set()
     for module_name, module in model.named_modules():
         prefix = f"{module_name}." if module_name else ""
-        if isinstance(module, DynamicBlock):
+        if isinstance(module, (DynamicBlock, ReversibleBlock)):
             names.update(prefix + name for name in module.decay_parameter_names())
         elif isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             names.add(prefix + "weight")

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from .distributed import batch_norm
 from .specs import ParameterSpec
 
 NORMS: tuple[str, ...] = ("batch", "tv", "none")
@@ -61,6 +61,6 @@ def apply_norm(norm: str, x: torch.Tensor, params: dict[str, torch.Tensor], pref
     if norm == "tv":
         return tv_norm(x, params[f"{prefix}_bias"])
     if norm == "batch":
-        return F.batch_norm(x, stats.mean, stats.var, params[f"{prefix}_weight"], params[f"{prefix}_bias"],
-                            training=training, momentum=BATCH_MOMENTUM, eps=BATCH_EPS)
+        return batch_norm(x, stats.mean, stats.var, params[f"{prefix}_weight"], params[f"{prefix}_bias"],
+                          training, BATCH_MOMENTUM, BATCH_EPS)
     return x

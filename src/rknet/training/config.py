@@ -10,11 +10,13 @@ from typing import Any
 
 import tomllib
 
+from ..block import MEMORY_MODES
 from ..grid import as_times, uniform_grid
 from ..layers import ACTIVATIONS, LAYERS
+from ..network import METHODS, REVERSIBLE_METHODS
 from ..norms import check_norm
-from ..tableau import get_tableau
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
 PRECISIONS = ("fp32", "bf16")
@@ -39,6 +41,7 @@ class TrainConfig:
     interpolation: str = "linear"
     norm: str = "tv"
     activation: str = "relu"
+    memory: str = "backprop"
     # optimisation
     optimizer: str = "sgd"
     lr: float = 0.1
@@ -51,11 +54,17 @@ class TrainConfig:
     step_gamma: float = 0.1
     epochs: int = 20
     batch_size: int = 64
+    time_reg: float = 0.0
+    clip: float | None = None
+    multilevel: list[int] | None = None
     # run
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
     compile: bool = False
+    compile_mode: str = "default"
+    channels_last: bool = False
+    fast: bool = False
     out: str | None = None
 
     def state_times(self) -> tuple[float, ...]:
@@ -77,7 +86,19 @@ class TrainConfig:
         """Keyword arguments for ODENet, apart from the data-dependent ones."""
         return {"widths": list(self.widths), "layer": self.layer, "method": self.method,
                 "t_states": list(self.state_times()), "t_controls": self.control_times(),
-                "norm": self.norm, "activation": self.activation, "interpolation": self.interpolation}
+                "norm": self.norm, "activation": self.activation, "interpolation": self.interpolation,
+                "memory": self.memory}
+
+    def levels(self) -> list[int]:
+        """Refinement factors of the multilevel schedule, relative to the configured grid ([1] if none)."""
+        return list(self.multilevel) if self.multilevel else [1]
+
+    def level_epochs(self) -> list[int]:
+        """Epochs per level: an equal share each, the remainder to the finest level."""
+        levels = len(self.levels())
+        share = [self.epochs // levels] * levels
+        share[-1] += self.epochs - sum(share)
+        return share
 
     def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad option and what it accepts."""
@@ -100,7 +121,7 @@ class TrainConfig:
         if not isinstance(self.widths, (list, tuple)) or len(self.widths) < 2 or not all(
                 isinstance(w, int) and w > 0 for w in self.widths):
             raise ValueError(f"widths must be at least two positive integers, got {self.widths!r}")
-        get_tableau(self.method)
+        _choice("method", self.method, METHODS)
         _choice("layer", self.layer, tuple(LAYERS))
         check_norm(self.norm)
         _choice("activation", self.activation, tuple(ACTIVATIONS))
@@ -109,11 +130,43 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("precision", self.precision, PRECISIONS)
         _choice("device", self.device, DEVICES)
+        _choice("memory", self.memory, MEMORY_MODES)
+        _choice("compile_mode", self.compile_mode, COMPILE_MODES)
+        if not _number(self.time_reg) or self.time_reg < 0:
+            raise ValueError(f"time_reg must be a number >= 0, got {self.time_reg!r}")
+        if self.clip is not None and (not _number(self.clip) or not 0 < self.clip < float("inf")):
+            raise ValueError(f"clip must be a positive number (the bound on kernel weights), got {self.clip!r}")
+        self._validate_multilevel()
         self.state_times()
         self.control_times()
         if not isinstance(self.data, str) or not self.data:
             raise ValueError(f"data must be a data set name, got {self.data!r}")
         return self
+
+    def _validate_multilevel(self) -> None:
+        if self.multilevel is None:
+            return
+        levels = self.multilevel
+        if (not isinstance(levels, (list, tuple)) or not levels
+                or not all(isinstance(f, int) and not isinstance(f, bool) and f >= 1 for f in levels)):
+            raise ValueError(f"multilevel must be refinement factors such as 1,2,4, got {levels!r}")
+        for coarse, fine in zip(levels, levels[1:]):
+            if fine <= coarse or fine % coarse:
+                raise ValueError(f"multilevel factors must increase, each a multiple of the one before "
+                                 f"(e.g. 1,2,4), got {list(levels)}")
+        if self.epochs < len(levels):
+            raise ValueError(f"multilevel with {len(levels)} levels needs at least {len(levels)} epochs, "
+                             f"got {self.epochs}")
+        if self.method in REVERSIBLE_METHODS:
+            raise ValueError(f"multilevel refinement applies to Runge-Kutta blocks, not {self.method}")
+
+    def resolved(self) -> TrainConfig:
+        """`fast` switched on spells out as compile (CUDA graphs), bf16 autocast and channels_last."""
+        if not self.fast:
+            return self
+        mode = "reduce-overhead" if self.compile_mode == "default" else self.compile_mode
+        return dataclasses.replace(self, fast=False, compile=True, compile_mode=mode, precision="bf16",
+                                   channels_last=True)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .. import distributed
+from ..analysis.gradients import block_gradient_norms
+from ..regularization import clip_weights_, time_regularization
 
 
 def autocast(device: torch.device, precision: str):
@@ -29,41 +34,80 @@ def progress(batches: Iterable, total: int, description: str, enabled: bool | No
     return tqdm(batches, total=total, desc=description, leave=False, dynamic_ncols=True)
 
 
-def train_epoch(model: nn.Module, batches: Iterable, total: int, optimizer: torch.optim.Optimizer,
-                scheduler, device: torch.device, precision: str, show_progress: bool | None,
-                description: str, after_backward: Callable[[], None] | None = None) -> tuple[float, float, int]:
-    """Train over `batches`; returns (mean loss, accuracy, samples). No host sync inside the loop."""
-    model.train()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
-    count = 0
-    for x, y in progress(batches, total, description, show_progress):
-        with autocast(device, precision):
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
+@dataclass
+class StepOptions:
+    """What a training step does besides forward, backward and the optimizer step."""
+
+    precision: str = "fp32"
+    time_reg: float = 0.0
+    clip: float | None = None
+    channels_last: bool = False
+
+
+@dataclass
+class EpochResult:
+    loss: float
+    accuracy: float
+    samples: int
+    time_reg: float
+    gradient_norms: dict[str, float]
+
+
+def _local_shard(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """This process's rows of a global batch (all rows when not distributed)."""
+    rank, world = distributed.rank(), distributed.world_size()
+    return (x[rank::world], y[rank::world]) if world > 1 else (x, y)
+
+
+def train_epoch(runner: nn.Module, model: nn.Module, batches: Iterable, total: int,
+                optimizer: torch.optim.Optimizer, scheduler, device: torch.device, options: StepOptions,
+                show_progress: bool | None, description: str) -> EpochResult:
+    """Train over the global batches in `batches`; no host synchronisation until the epoch's end.
+
+    Under DDP each process takes its rows of every global batch and scales its loss so that the
+    averaged gradient is that of the global batch's mean loss, as on one process.
+    """
+    runner.train()
+    sums = torch.zeros(3, device=device)  # loss sum, correct, samples
+    world = distributed.world_size()
+    gradient_norms: dict[str, float] = {}
+    for index, (x_global, y_global) in enumerate(progress(batches, total, description, show_progress)):
+        x, y = _local_shard(x_global, y_global)
+        if options.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(device, options.precision):
+            logits = runner(x)
+        loss_sum = F.cross_entropy(logits.float(), y, reduction="sum")
+        objective = loss_sum * (world / len(y_global))
+        if options.time_reg:
+            objective = objective + options.time_reg * time_regularization(model)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if after_backward is not None:
-            after_backward()
+        objective.backward()
+        if index == total - 1:
+            gradient_norms = block_gradient_norms(model)
         optimizer.step()
         scheduler.step()
-        loss_sum += loss.detach() * len(y)
-        correct += (logits.detach().argmax(1) == y).sum()
-        count += len(y)
-    return loss_sum.item() / count, correct.item() / count, count
+        if options.clip is not None:
+            clip_weights_(model, options.clip)
+        sums += torch.stack([loss_sum.detach(), (logits.detach().argmax(1) == y).sum(),
+                             torch.tensor(len(y), device=device)])
+    loss, correct, samples = distributed.all_reduce_sum(sums).tolist()
+    penalty = time_regularization(model).item() if options.time_reg else 0.0
+    return EpochResult(loss / samples, correct / samples, int(samples), penalty, gradient_norms)
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int, device: torch.device,
-             precision: str = "fp32") -> tuple[float, float]:
+             precision: str = "fp32", channels_last: bool = False) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of `model` in eval mode on (x, y)."""
     model.eval()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
+    sums = torch.zeros(2, device=device)
     for start in range(0, len(x), batch_size):
         xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+        if channels_last and xb.dim() == 4:
+            xb = xb.contiguous(memory_format=torch.channels_last)
         with autocast(device, precision):
             logits = model(xb).float()
-        loss_sum += F.cross_entropy(logits, yb, reduction="sum")
-        correct += (logits.argmax(1) == yb).sum()
-    return loss_sum.item() / len(x), correct.item() / len(x)
+        sums += torch.stack([F.cross_entropy(logits, yb, reduction="sum"), (logits.argmax(1) == yb).sum()])
+    loss, correct = sums.tolist()
+    return loss / len(x), correct / len(x)

@@ -27,13 +27,14 @@ def make_optimizer(model: nn.Module, config: TrainConfig, fused: bool = False) -
     return optimizer(groups, lr=config.lr, **extra)
 
 
-def lr_factor(iteration: int, config: TrainConfig, iterations_per_epoch: int) -> float:
+def lr_factor(iteration: int, config: TrainConfig, iterations_per_epoch: int, epochs: int | None = None) -> float:
     """Multiplier of the base learning rate after `iteration` optimizer steps.
 
     Linear warm-up over `warmup_epochs`, then cosine decay to zero at the last step, or a drop by
-    `step_gamma` every `step_epochs` epochs, or constant.
+    `step_gamma` every `step_epochs` epochs, or constant. `epochs` (default: all of them) is the
+    length of the schedule, shorter for one level of multilevel training.
     """
-    total = config.epochs * iterations_per_epoch
+    total = (config.epochs if epochs is None else epochs) * iterations_per_epoch
     warmup = config.warmup_epochs * iterations_per_epoch
     if iteration < warmup:
         return (iteration + 1) / warmup
@@ -45,8 +46,8 @@ def lr_factor(iteration: int, config: TrainConfig, iterations_per_epoch: int) ->
     return 1.0
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig,
-                   iterations_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """A scheduler stepped once per optimizer step."""
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, iterations_per_epoch: int,
+                   epochs: int | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+    """A scheduler stepped once per optimizer step, over `epochs` epochs (default: the whole run)."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda iteration: lr_factor(iteration, config, iterations_per_epoch))
+        optimizer, lambda iteration: lr_factor(iteration, config, iterations_per_epoch, epochs))

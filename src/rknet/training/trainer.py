@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
+from .. import distributed
 from ..data import BatchLoader, Dataset, load_dataset
 from ..network import ODENet
 from .checkpoint import CHECKPOINT, load_file, save_checkpoint
 from .config import TrainConfig
-from .loop import evaluate, train_epoch
+from .loop import StepOptions, evaluate, train_epoch
 from .metrics import MetricsLog, format_epoch
 from .model_io import MODEL, save_model
 from .optim import make_optimizer, make_scheduler
@@ -65,13 +67,11 @@ def _write_json(path: Path, value: Any) -> None:
     os.replace(temporary, path)
 
 
-def _new_run_folder(config: TrainConfig) -> Path:
-    folder = Path(config.out) if config.out else default_out(config)
+def _new_run_folder(folder: Path) -> None:
     if (folder / CHECKPOINT).exists() or (folder / MODEL).exists():
         raise ValueError(f"{folder} already holds a run; continue it with --resume {folder} or choose "
                          "another --out")
     folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def _rng_state(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
@@ -88,9 +88,39 @@ def _restore_rng(state: dict[str, torch.Tensor], generator: torch.Generator, dev
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def build_model(config: TrainConfig, data: Dataset) -> ODENet:
-    return ODENet(in_channels=data.in_channels, num_classes=data.num_classes, dims=data.dims,
-                  **config.network_options())
+def build_model(config: TrainConfig, data: Dataset, level: int = 0) -> ODENet:
+    """The run's network at multilevel `level` (0: the configured grid)."""
+    model = ODENet(in_channels=data.in_channels, num_classes=data.num_classes, dims=data.dims,
+                   **config.network_options())
+    levels = config.levels()
+    for coarse, fine in zip(levels[:level], levels[1:level + 1]):
+        model = model.refine(fine // coarse, controls=_refines_controls(config))
+    return model
+
+
+def _refines_controls(config: TrainConfig) -> bool:
+    """Controls on the state grid are refined with it; an explicit control grid is kept."""
+    return config.t_controls is None and config.control_steps is None
+
+
+def _level_start(config: TrainConfig, level: int) -> int:
+    """The first epoch (1-based) of multilevel `level`."""
+    return 1 + sum(config.level_epochs()[:level])
+
+
+class _Run:
+    """The mutable state of a run at one level: model, its runner (DDP / compiled), optimiser, schedule."""
+
+    def __init__(self, config: TrainConfig, model: ODENet, level: int, iterations_per_epoch: int,
+                 device: torch.device) -> None:
+        self.model, self.level = model.to(device), level
+        self.optimizer = make_optimizer(self.model, config, fused=device.type == "cuda")
+        self.scheduler = make_scheduler(self.optimizer, config, iterations_per_epoch,
+                                        config.level_epochs()[level])
+        runner: torch.nn.Module = self.model
+        if distributed.active():
+            runner = DistributedDataParallel(runner, broadcast_buffers=False)
+        self.runner = torch.compile(runner, mode=config.compile_mode) if config.compile else runner
 
 
 def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | Path | None = None,
@@ -99,6 +129,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
 
     Writes to the run folder: config.json, metrics.jsonl, checkpoint.pt (every epoch, atomically),
     model.pt (best-by-validation weights) and summary.json. Raises TrainingDiverged on a non-finite loss.
+    Under `torchrun` it trains data-parallel; only rank 0 writes files and logs.
     """
     started = time.perf_counter()
     checkpoint: dict[str, Any] | None = None
@@ -108,94 +139,145 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
         config = TrainConfig.from_dict(checkpoint["config"]).validate()
     else:
         config = (config if isinstance(config, TrainConfig)
-                  else TrainConfig.from_dict(config or {})).validate()
-        folder = _new_run_folder(config)
-    device = resolve_device(config.device)
+                  else TrainConfig.from_dict(config or {})).validate().resolved()
+        if distributed.launched_by_torchrun() and config.out is None:
+            raise ValueError("under torchrun give --out, so that every process uses the same run folder")
+        folder = Path(config.out) if config.out else default_out(config)
+    device = distributed.setup(resolve_device(config.device))
+    main_process = distributed.rank() == 0
+    if not main_process:
+        log = _silent
+    elif checkpoint is None:
+        _new_run_folder(folder)
     torch.manual_seed(config.seed)
-    val_indices = checkpoint["val_indices"] if checkpoint is not None and len(checkpoint["val_indices"]) else None
+    val_indices = checkpoint["val_indices"] if checkpoint is not None else None
     data = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed,
-                        val_indices=val_indices).to(device)
-    if config.batch_size > len(data.x_train) and config.compile:
-        raise ValueError(f"batch_size {config.batch_size} exceeds the {len(data.x_train)} training samples")
-    model = build_model(config, data).to(device)
+                        val_indices=val_indices if val_indices is not None and len(val_indices) else None
+                        ).to(device)
     generator = torch.Generator().manual_seed(config.seed)
     loader = BatchLoader(data.x_train, data.y_train, config.batch_size, shuffle=True, generator=generator,
                          augment=data.augment, drop_last=config.compile)
-    optimizer = make_optimizer(model, config, fused=device.type == "cuda")
-    scheduler = make_scheduler(optimizer, config, len(loader))
+    if len(loader) == 0:
+        raise ValueError(f"batch_size {config.batch_size} exceeds the {len(data.x_train)} training samples")
+    level = checkpoint["level"] if checkpoint is not None else 0
+    run = _Run(config, build_model(config, data, level), level, len(loader), device)
     history: list[dict[str, Any]] = []
+    refinements: list[dict[str, Any]] = []
     best: dict[str, Any] = {"val_acc": None, "epoch": 0, "state": None}
     first_epoch, elapsed_before = 1, 0.0
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
+        run.model.load_state_dict(checkpoint["model"])
+        run.optimizer.load_state_dict(checkpoint["optimizer"])
+        run.scheduler.load_state_dict(checkpoint["scheduler"])
         _restore_rng(checkpoint["rng"], generator, device)
-        history, best = checkpoint["history"], checkpoint["best"]
+        history, best, refinements = checkpoint["history"], checkpoint["best"], checkpoint["refinements"]
         first_epoch, elapsed_before = checkpoint["epoch"] + 1, checkpoint["wall_seconds"]
         log(f"resuming {folder} after epoch {checkpoint['epoch']}/{config.epochs}")
-    else:
+    elif main_process:
         _write_json(folder / CONFIG, config.to_dict())
         log("configuration:\n" + json.dumps(config.to_dict(), indent=2))
-    params = sum(p.numel() for p in model.parameters())
-    log(f"{params:,} parameters, {data.name} data: {len(data.x_train)} train / {len(data.x_val)} val / "
-        f"{len(data.x_test)} test, device {device}, output {folder}")
-    runner = torch.compile(model) if config.compile else model
-    metrics = MetricsLog(folder, history)
+    log(f"{_parameters(run.model):,} parameters, {data.name} data: {len(data.x_train)} train / {len(data.x_val)} "
+        f"val / {len(data.x_test)} test, device {device} x {distributed.world_size()} process(es), output {folder}")
+    metrics = MetricsLog(folder, history) if main_process else None
     try:
         for epoch in range(first_epoch, config.epochs + 1):
-            record = _run_epoch(epoch, config, runner, loader, optimizer, scheduler, data, device, show_progress)
+            if run.level + 1 < len(config.levels()) and epoch == _level_start(config, run.level + 1):
+                run = _refine(run, config, data, device, len(loader), epoch, refinements, log)
+                best = {"val_acc": None, "epoch": 0, "state": None}
+            record = _run_epoch(epoch, config, run, loader, data, device, show_progress)
             history.append(record)
             if best["state"] is None or (record["val_acc"] is not None and record["val_acc"] > best["val_acc"]):
                 best = {"val_acc": record["val_acc"], "epoch": epoch,
-                        "state": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-            save_checkpoint({
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "rng": _rng_state(generator, device), "epoch": epoch,
-                "history": history, "best": best, "val_indices": data.val_indices.cpu(),
-                "config": config.to_dict(),
-                "wall_seconds": elapsed_before + time.perf_counter() - started}, folder)
-            metrics.append(record)
+                        "state": {k: v.detach().clone() for k, v in run.model.state_dict().items()}}
+            if main_process:
+                save_checkpoint({
+                    "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                    "scheduler": run.scheduler.state_dict(), "rng": _rng_state(generator, device),
+                    "epoch": epoch, "level": run.level, "history": history, "best": best,
+                    "refinements": refinements, "val_indices": data.val_indices.cpu(),
+                    "config": config.to_dict(),
+                    "wall_seconds": elapsed_before + time.perf_counter() - started}, folder)
+                metrics.append(record)
             log(format_epoch(record, config.epochs))
     finally:
-        metrics.close()
-    return _finish(folder, config, model, best, data, device, params,
-                   elapsed_before + time.perf_counter() - started, log)
+        if metrics is not None:
+            metrics.close()
+    result = _finish(folder, config, run.model, best, data, device, refinements,
+                     elapsed_before + time.perf_counter() - started, log, main_process)
+    distributed.teardown()
+    return result
 
 
-def _run_epoch(epoch: int, config: TrainConfig, runner, loader: BatchLoader, optimizer, scheduler,
-               data: Dataset, device: torch.device, show_progress: bool | None) -> dict[str, Any]:
+def _silent(line: str) -> None:
+    """The log of processes other than rank 0."""
+
+
+def _parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _refine(run: _Run, config: TrainConfig, data: Dataset, device: torch.device, iterations_per_epoch: int,
+            epoch: int, refinements: list[dict[str, Any]], log) -> _Run:
+    """Move to the next multilevel level: refine the network, record accuracy before and after."""
+    levels = config.levels()
+    _, before = evaluate(run.model, *_selection_split(data), config.batch_size * 4, device)
+    steps_before = len(run.model.config["t_states"]) - 1
+    refined = run.model.refine(levels[run.level + 1] // levels[run.level], controls=_refines_controls(config))
+    run = _Run(config, refined, run.level + 1, iterations_per_epoch, device)
+    _, after = evaluate(run.model, *_selection_split(data), config.batch_size * 4, device)
+    steps_after = len(run.model.config["t_states"]) - 1
+    refinements.append({"epoch": epoch, "steps_before": steps_before, "steps_after": steps_after,
+                        "val_acc_before": before, "val_acc_after": after, "params": _parameters(run.model)})
+    log(f"refined {steps_before} -> {steps_after} steps per block before epoch {epoch}: validation accuracy "
+        f"{100 * before:.2f}% before, {100 * after:.2f}% right after ({_parameters(run.model):,} parameters)")
+    return run
+
+
+def _selection_split(data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """The validation split, or the training split when there is none."""
+    return (data.x_val, data.y_val) if len(data.x_val) else (data.x_train, data.y_train)
+
+
+def _run_epoch(epoch: int, config: TrainConfig, run: _Run, loader: BatchLoader, data: Dataset,
+               device: torch.device, show_progress: bool | None) -> dict[str, Any]:
     """Train one epoch, evaluate on the validation split, return the metrics record."""
-    lr = optimizer.param_groups[0]["lr"]
+    lr = run.optimizer.param_groups[0]["lr"]
     start = time.perf_counter()
-    train_loss, train_acc, samples = train_epoch(runner, loader, len(loader), optimizer, scheduler, device,
-                                                 config.precision, show_progress,
-                                                 f"epoch {epoch}/{config.epochs}")
+    options = StepOptions(config.precision, config.time_reg, config.clip, config.channels_last)
+    result = train_epoch(run.runner, run.model, loader, len(loader), run.optimizer, run.scheduler, device, options,
+                         show_progress, f"epoch {epoch}/{config.epochs}")
     train_seconds = time.perf_counter() - start
-    if not math.isfinite(train_loss):
-        raise TrainingDiverged(f"training diverged in epoch {epoch}: the loss is {train_loss}; the last "
+    if not math.isfinite(result.loss):
+        raise TrainingDiverged(f"training diverged in epoch {epoch}: the loss is {result.loss}; the last "
                                f"good checkpoint (epoch {epoch - 1}) is kept; try a smaller --lr")
     val_loss = val_acc = None
     if len(data.x_val):
-        val_loss, val_acc = evaluate(runner, data.x_val, data.y_val, config.batch_size * 4, device,
-                                     config.precision)
-    return {"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
-            "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - start,
-            "images_per_s": samples / train_seconds}
+        val_loss, val_acc = evaluate(run.model, data.x_val, data.y_val, config.batch_size * 4, device,
+                                     config.precision, config.channels_last)
+    record = {"epoch": epoch, "lr": lr, "train_loss": result.loss, "train_acc": result.accuracy,
+              "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - start,
+              "images_per_s": result.samples / train_seconds, "steps": len(run.model.config["t_states"]) - 1}
+    if config.time_reg:
+        record["time_reg"] = result.time_reg
+    record.update({f"grad_norm/{name}": value for name, value in result.gradient_norms.items()})
+    return record
 
 
 def _finish(folder: Path, config: TrainConfig, model: ODENet, best: dict[str, Any], data: Dataset,
-            device: torch.device, params: int, wall_seconds: float, log) -> TrainResult:
-    """Test the best model, write model.pt and summary.json."""
+            device: torch.device, refinements: list[dict[str, Any]], wall_seconds: float, log,
+            main_process: bool) -> TrainResult:
+    """Test the best model; rank 0 writes model.pt and summary.json."""
     model.load_state_dict(best["state"])
     test_loss, test_acc = evaluate(model, data.x_test, data.y_test, config.batch_size * 4, device,
-                                   config.precision)
-    save_model(folder / MODEL, model, config.to_dict())
+                                   config.precision, config.channels_last)
+    params = _parameters(model)
     summary = {"test_loss": test_loss, "test_acc": test_acc, "params": params, "epochs": config.epochs,
                "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "wall_seconds": wall_seconds,
                "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-               "config": config.to_dict()}
-    _write_json(folder / SUMMARY, summary)
+               "processes": distributed.world_size(), "refinements": refinements, "config": config.to_dict()}
+    if main_process:
+        save_model(folder / MODEL, model, config.to_dict())
+        _write_json(folder / SUMMARY, summary)
     log(f"test accuracy {100 * test_acc:.2f}% (loss {test_loss:.4f}) with the epoch-{best['epoch']} model; "
         f"{wall_seconds:.1f}s in all; saved {folder / MODEL}")
     return TrainResult(folder, test_loss, test_acc, params, config.epochs, wall_seconds, summary["device"],

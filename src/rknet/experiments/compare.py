@@ -1,0 +1,68 @@
+"""`run_grid(spec)`: train every setting of a comparison grid, then write results.csv, report.md and plots."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .grid import RUNS, CompareSpec, Run, plan
+from .plots import draw_all
+from .report import write_report
+from .results import SettingResult, collect, write_csv
+from .runner import Outcome, execute, threads_per_worker
+
+RESULTS_CSV = "results.csv"
+REPORT = "report.md"
+SPEC = "compare.json"
+
+
+@dataclass
+class CompareResults:
+    """What `run_grid` did and wrote."""
+
+    spec: CompareSpec
+    runs: list[Run]
+    outcomes: list[Outcome]
+    results: list[SettingResult]
+    csv: Path
+    report: Path
+    plots: dict[str, Path]
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows of results.csv (accuracy as a fraction; None where unknown)."""
+        return [result.row() for result in self.results]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+
+def run_grid(spec: CompareSpec | dict[str, Any], *, show_progress: bool | None = None,
+             log: Callable[[str], None] = print) -> CompareResults:
+    """Train every (setting, seed) of `spec` not yet complete and write OUT/results.csv, OUT/report.md and
+    the plots in OUT.
+
+    Every configuration is validated first (ValueError naming the bad value, before any run starts). A
+    run whose folder OUT/runs/NAME holds summary.json is skipped; one with a checkpoint but no summary is
+    resumed. Runs train in fresh spawned processes, `spec.workers` at a time. A failed run (diverged,
+    crashed) does not stop the grid: it is reported and left out of the means. `show_progress`: a bar
+    over the grid (default: only on a terminal); `log` gets one line per run either way.
+    """
+    spec, runs = plan(spec)
+    out = Path(spec.out)
+    (out / RUNS).mkdir(parents=True, exist_ok=True)
+    (out / SPEC).write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
+    pending = sum(run.state != "complete" for run in runs)
+    log(f"compare: {len(runs)} runs ({len(spec.settings())} settings x {len(spec.seed_list())} seeds), "
+        f"{len(runs) - pending} already complete; output {out}")
+    outcomes = execute(runs, spec.workers, show_progress, log)
+    results = collect(runs)
+    csv = write_csv(results, out / RESULTS_CSV)
+    plots = draw_all(results, out)
+    report = write_report(out / REPORT, spec, results, outcomes, plots, threads_per_worker(spec.workers))
+    log(f"wrote {report}, {csv} and {len(plots)} plots")
+    return CompareResults(spec, runs, outcomes, results, csv, report, plots)

@@ -1,0 +1,317 @@
+"""A comparison grid: methods x layers x steps x control grids x widths x seeds on one data set.
+
+`CompareSpec` says what to vary and which other training options to use; `plan` expands it into one
+`Run` per (setting, seed), each a complete, validated `TrainConfig` with its own folder
+`OUT/runs/<setting name>-seed<k>`. Nothing is trained here and nothing is written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..data.datasets import BUILTIN_SOURCES, DATASETS, FILE_SOURCES
+from ..training.checkpoint import CHECKPOINT
+from ..training.config import TrainConfig
+from ..training.trainer import CONFIG, SUMMARY, resolve_device
+
+RUNS = "runs"
+DEFAULT_WIDTHS = (16, 32, 64, 64)
+# TrainConfig fields the grid sets itself; they cannot be given as fixed options.
+GRID_FIELDS = ("data", "method", "layer", "steps", "control_steps", "widths", "seed", "out")
+UNSUPPORTED_FIELDS = ("t_states", "t_controls")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of the grid (everything but the seed)."""
+
+    method: str
+    layer: str
+    steps: int
+    control_steps: int | None
+    widths: tuple[int, ...]
+
+    @property
+    def name(self) -> str:
+        """Folder-friendly name, e.g. `heun-double-steps4-controls2-w16-32-64-64`."""
+        controls = "" if self.control_steps is None else f"-controls{self.control_steps}"
+        return f"{self.method}-{self.layer}-steps{self.steps}{controls}-w{widths_text(self.widths)}"
+
+    @property
+    def controls_text(self) -> str:
+        return "state grid" if self.control_steps is None else str(self.control_steps)
+
+    @property
+    def steps_phrase(self) -> str:
+        return plural(self.steps, "step")
+
+    @property
+    def controls_phrase(self) -> str:
+        return "controls on states" if self.control_steps is None else plural(self.control_steps, "control step")
+
+
+@dataclass
+class Run:
+    """One training run of the grid: a setting, a seed, its configuration and its folder."""
+
+    setting: Setting
+    seed: int
+    config: TrainConfig
+    folder: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.setting.name}-seed{self.seed}"
+
+    @property
+    def state(self) -> str:
+        """`complete` (summary.json exists), `interrupted` (a checkpoint but no summary) or `new`."""
+        if (self.folder / SUMMARY).is_file():
+            return "complete"
+        if (self.folder / CHECKPOINT).is_file():
+            return "interrupted"
+        return "new"
+
+
+@dataclass
+class CompareSpec:
+    """What `run_grid` trains: every combination of the axis values, for every seed, on `data`.
+
+    `control_steps` values of None put the controls on the state grid. `seeds` is a count n (seeds
+    0 .. n-1) or explicit seeds. `options` holds any other TrainConfig options (epochs, lr,
+    batch_size, norm, ...), the same for every run. `workers` runs that many trainings at a time.
+    """
+
+    out: str | Path
+    data: str = "digits"
+    methods: Sequence[str] = ("rk4",)
+    layers: Sequence[str] = ("doublesym",)
+    steps: Sequence[int] = (4,)
+    control_steps: Sequence[int | None] = (None,)
+    widths: Sequence[Sequence[int]] = (DEFAULT_WIDTHS,)
+    seeds: int | Sequence[int] = 2
+    options: dict[str, Any] = field(default_factory=dict)
+    workers: int = 1
+
+    @classmethod
+    def coerce(cls, spec: CompareSpec | dict[str, Any]) -> CompareSpec:
+        """A normalised copy: lists without repeats, names in lower case; ValueError for bad shapes."""
+        if isinstance(spec, dict):
+            known = {f.name for f in dataclasses.fields(cls)}
+            unknown = sorted(set(spec) - known)
+            if unknown:
+                raise ValueError(f"unknown compare option {unknown[0]!r}; valid: {', '.join(sorted(known))}")
+            spec = cls(**spec)
+        if not isinstance(spec, cls):
+            raise TypeError(f"expected a CompareSpec or a dict, got {type(spec).__name__}")
+        if spec.out is None or str(spec.out) == "":
+            raise ValueError("out must name the output folder of the comparison")
+        if not isinstance(spec.data, str) or not spec.data.strip():
+            raise ValueError(f"data must be a data set name, got {spec.data!r}")
+        return dataclasses.replace(
+            spec,
+            out=Path(spec.out),
+            data=spec.data.strip(),
+            methods=_names("methods", spec.methods),
+            layers=_names("layers", spec.layers),
+            steps=_unique("steps", [_positive("steps", s) for s in _sequence("steps", spec.steps)]),
+            control_steps=_unique("control_steps", [None if c is None else _positive("control_steps", c)
+                                                    for c in _sequence("control_steps", spec.control_steps)]),
+            widths=_unique("widths", _widths(spec.widths)),
+            seeds=_seeds(spec.seeds),
+            options=_options(spec.options),
+            workers=_positive("workers", spec.workers),
+        )
+
+    def settings(self) -> list[Setting]:
+        """Every grid point; the method varies fastest, so rows of one layer and grid sit together."""
+        return [Setting(method, layer, steps, controls, tuple(widths)) for layer, widths, steps, controls, method
+                in itertools.product(self.layers, self.widths, self.steps, self.control_steps, self.methods)]
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["out"] = str(self.out)
+        return json.loads(json.dumps(values))
+
+    def command(self) -> str:
+        """The `rknet compare` command line that trains this grid."""
+        parts = ["rknet", "compare", "--data", self.data, "--methods", ",".join(self.methods),
+                 "--layers", ",".join(self.layers), "--steps", ",".join(map(str, self.steps))]
+        if list(self.control_steps) != [None]:
+            parts += ["--control-steps", ",".join("state" if c is None else str(c) for c in self.control_steps)]
+        for widths in self.widths:
+            parts += ["--widths", ",".join(map(str, widths))]
+        seeds = self.seed_list()
+        parts += ["--seeds", str(len(seeds)) if seeds == list(range(len(seeds))) else ",".join(map(str, seeds))]
+        for name, value in self.options.items():
+            flag = "--" + name.replace("_", "-")
+            if isinstance(value, bool):
+                parts.append(flag if value else "--no-" + flag[2:])
+            elif isinstance(value, (list, tuple)):
+                parts += [flag, ",".join(map(str, value))]
+            elif value is not None:
+                parts += [flag, str(value)]
+        if self.workers != 1:
+            parts += ["--workers", str(self.workers)]
+        parts += ["--out", str(self.out)]
+        return shlex.join(parts)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def widths_text(widths: Sequence[int]) -> str:
+    return "-".join(str(w) for w in widths)
+
+
+def plan(spec: CompareSpec | dict[str, Any]) -> tuple[CompareSpec, list[Run]]:
+    """The normalised spec and its runs (seed-major order), every configuration validated.
+
+    Raises ValueError naming the first bad value, or a run folder that holds a run with other options,
+    before anything is trained.
+    """
+    spec = CompareSpec.coerce(spec)
+    check_data(spec.data)
+    runs = []
+    for seed in spec.seed_list():
+        for setting in spec.settings():
+            options = dict(spec.options, data=spec.data, method=setting.method, layer=setting.layer,
+                           steps=setting.steps, control_steps=setting.control_steps,
+                           widths=list(setting.widths), seed=seed)
+            folder = Path(spec.out) / RUNS / f"{setting.name}-seed{seed}"
+            runs.append(Run(setting, seed, TrainConfig.from_dict(dict(options, out=str(folder))).validate(),
+                            folder))
+    resolve_device(runs[0].config.device)
+    for run in runs:
+        check_existing(run)
+    return spec, runs
+
+
+def check_data(data: str) -> None:
+    """The data set name is known and a file source's path exists (the data are read by each run)."""
+    name, colon, argument = data.partition(":")
+    name = name.lower()
+    valid = f"valid data sets: {', '.join(DATASETS)}"
+    if name in BUILTIN_SOURCES:
+        if colon:
+            raise ValueError(f"data set {name!r} takes no argument, got {data!r}; {valid}")
+    elif name in FILE_SOURCES:
+        if not argument:
+            raise ValueError(f"data set {name!r} needs a path, e.g. {name}:/path/to/data; {valid}")
+        if not Path(argument).expanduser().exists():
+            raise ValueError(f"data path {argument} does not exist")
+    else:
+        raise ValueError(f"unknown data set {data!r}; {valid}")
+
+
+def check_existing(run: Run) -> None:
+    """A folder that holds a run to reuse (complete or resumable) must hold one with the same options."""
+    if run.state == "new" or not (run.folder / CONFIG).is_file():
+        return
+    try:
+        saved = json.loads((run.folder / CONFIG).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{run.folder / CONFIG} is unreadable ({error}); delete {run.folder} to retrain it") \
+            from error
+    wanted = json.loads(json.dumps(run.config.to_dict()))
+    for key in sorted(set(saved) | set(wanted)):
+        if key != "out" and saved.get(key) != wanted.get(key):
+            raise ValueError(f"{run.folder} holds a run with other options ({key} {saved.get(key)!r} there, "
+                             f"{wanted.get(key)!r} now); use another --out or delete that folder")
+
+
+def _sequence(name: str, values: Any) -> list:
+    if isinstance(values, str):
+        values = [v.strip() for v in values.split(",") if v.strip()]
+    elif values is None or isinstance(values, (int, float)):
+        values = [values]
+    if not isinstance(values, Sequence) or len(values) == 0:
+        raise ValueError(f"{name} must list at least one value, got {values!r}")
+    return list(values)
+
+
+def _unique(name: str, values: list) -> list:
+    unique = []
+    for value in values:
+        if value not in unique:
+            unique.append(value)
+    return unique
+
+
+def _names(name: str, values: Any) -> list[str]:
+    names = _sequence(name, values)
+    for value in names:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{name} must be names, got {value!r}")
+    return _unique(name, [value.strip().lower() for value in names])
+
+
+def _positive(name: str, value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be positive integers, got {value!r}")
+    return value
+
+
+def _widths(values: Any) -> list[tuple[int, ...]]:
+    if isinstance(values, str):
+        values = [part for part in values.split(";") if part.strip()]
+    values = _sequence("widths", values)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        values = [values]  # a single widths setting given flat
+    result = []
+    for widths in values:
+        if isinstance(widths, str):
+            try:
+                widths = [int(w) for w in widths.split(",") if w.strip()]
+            except ValueError as error:
+                raise ValueError(f"widths must be comma-separated integers, got {widths!r}") from error
+        if (not isinstance(widths, Sequence) or len(widths) < 2
+                or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)):
+            raise ValueError(f"widths must be at least two positive integers, got {widths!r}")
+        result.append(tuple(widths))
+    return result
+
+
+def _seeds(seeds: Any) -> int | list[int]:
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds must be a positive count (seeds 0 .. n-1) or a list of seeds, got {seeds!r}")
+        return seeds
+    values = _sequence("seeds", seeds)
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in values):
+        raise ValueError(f"seeds must be a positive count or non-negative integers, got {seeds!r}")
+    return _unique("seeds", values)
+
+
+def _options(options: Any) -> dict[str, Any]:
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ValueError(f"options must be a mapping of TrainConfig options, got {type(options).__name__}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    result = {}
+    for key, value in options.items():
+        name = str(key).replace("-", "_")
+        if name in GRID_FIELDS:
+            plural = {"method": "methods", "layer": "layers", "seed": "seeds"}.get(name, name)
+            raise ValueError(f"option {key!r} is set by the grid; give it as the compare option {plural!r}")
+        if name in UNSUPPORTED_FIELDS:
+            raise ValueError(f"option {key!r} is not supported by compare; vary steps and control_steps instead")
+        if name not in known:
+            raise ValueError(f"unknown option {key!r}; valid options: "
+                             f"{', '.join(sorted(known - set(GRID_FIELDS) - set(UNSUPPORTED_FIELDS)))}")
+        result[name] = value
+    return result

@@ -1,0 +1,238 @@
+"""OUT/report.md: the command, the settings, the results table, the plots and a plain summary."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+from .grid import RUNS, CompareSpec, widths_text
+from .results import SettingResult
+from .runner import CUDA_MEMORY, Outcome, peak_resettable
+
+
+def _pct(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{100 * value:.{digits}f}"
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def accuracy_text(result: SettingResult) -> str:
+    """`83.10 ± 1.20` (percent), or the mean alone with one seed."""
+    if result.acc_mean is None:
+        return "–"
+    if result.acc_std is None:
+        return _pct(result.acc_mean)
+    return f"{_pct(result.acc_mean)} ± {_pct(result.acc_std)}"
+
+
+def describe_setting(result: SettingResult, spec: CompareSpec) -> str:
+    """`heun / double` plus whichever other axes the grid varies."""
+    s = result.setting
+    parts = [f"{s.method} / {s.layer}"]
+    if len(spec.steps) > 1:
+        parts.append(s.steps_phrase)
+    if len(spec.control_steps) > 1:
+        parts.append(s.controls_phrase)
+    if len(spec.widths) > 1:
+        parts.append(f"widths {widths_text(s.widths)}")
+    return ", ".join(parts)
+
+
+def results_table(results: list[SettingResult]) -> str:
+    header = ("| method | layer | steps | control steps | widths | seeds | test accuracy (%) | params | "
+              "wall time (s) | time / epoch (s) | peak memory (MB) | f-evals / forward |")
+    lines = [header, "|" + "---|" * 12]
+    best = max((r.acc_mean for r in results if r.acc_mean is not None), default=None)
+    for r in results:
+        s = r.setting
+        accuracy = accuracy_text(r)
+        if best is not None and r.acc_mean == best:
+            accuracy = f"**{accuracy}**"
+        seeds = str(len(r.seeds)) + (f" ({len(r.failed)} failed)" if r.failed else "")
+        row = r.row()
+        lines.append(f"| {s.method} | {s.layer} | {s.steps} | {s.controls_text} | {widths_text(s.widths)} | "
+                     f"{seeds} | {accuracy} | {_num(r.params, ',')} | {_num(row['wall_seconds_mean'], '.1f')} | "
+                     f"{_num(row['seconds_per_epoch_mean'], '.2f')} | {_num(row['peak_memory_mb'], '.1f')} | "
+                     f"{_num(r.evaluations_per_forward, 'd')} |")
+    return "\n".join(lines)
+
+
+def _within(a: SettingResult, b: SettingResult) -> bool | None:
+    """Whether two means differ by at most one std over seeds (the larger of the two); None without stds."""
+    stds = [s for s in (a.acc_std, b.acc_std) if s is not None]
+    if not stds:
+        return None
+    return abs(a.acc_mean - b.acc_mean) <= max(stds)
+
+
+def what_this_shows(results: list[SettingResult], spec: CompareSpec, outcomes: list[Outcome]) -> str:
+    """Plain statements read off the numbers: best and worst setting, which settings are within one std of
+    the best, per layer the ranking of methods, the range of costs, and failures."""
+    done = sorted((r for r in results if r.acc_mean is not None), key=lambda r: -r.acc_mean)
+    failed = [o for o in outcomes if o.status == "failed"]
+    sentences = []
+    if not done:
+        return "No run completed, so there is nothing to compare yet."
+    best = done[0]
+    one_seed = all(r.acc_std is None for r in done)
+    sentences.append(f"The best mean test accuracy was {_pct(best.acc_mean)}% ({describe_setting(best, spec)}, "
+                     f"{len(best.seeds)} seed{'s' if len(best.seeds) != 1 else ''}).")
+    if len(done) > 1:
+        worst = done[-1]
+        sentences.append(f"The lowest was {_pct(worst.acc_mean)}% ({describe_setting(worst, spec)}), "
+                         f"{100 * (best.acc_mean - worst.acc_mean):.2f} points below the best.")
+        if one_seed:
+            sentences.append("Every setting ran with one seed, so there is no estimate of the seed-to-seed spread "
+                             "and differences of this size may be noise.")
+        else:
+            close = [r for r in done[1:] if _within(best, r)]
+            if close:
+                names = "; ".join(f"{describe_setting(r, spec)} ({_pct(r.acc_mean)}%)" for r in close)
+                sentences.append(f"{len(close)} of the other {len(done) - 1} settings lie within one standard "
+                                 f"deviation over seeds of the best (the larger std of the two): {names}. The seeds "
+                                 "do not separate these from the best.")
+            else:
+                sentences.append("Every other setting lies more than one standard deviation over seeds below the "
+                                 "best (the larger std of the two).")
+    if len(spec.methods) > 1:
+        per_layer = []
+        for layer in spec.layers:
+            best_per_method = {}
+            for r in done:
+                if r.setting.layer == layer:
+                    current = best_per_method.get(r.setting.method)
+                    if current is None or r.acc_mean > current.acc_mean:
+                        best_per_method[r.setting.method] = r
+            ranked = sorted(best_per_method.values(), key=lambda r: -r.acc_mean)
+            if len(ranked) < 2:
+                continue
+            order = " > ".join(f"{r.setting.method} {_pct(r.acc_mean)}%" for r in ranked)
+            within = _within(ranked[0], ranked[1])
+            gap = 100 * (ranked[0].acc_mean - ranked[1].acc_mean)
+            verdict = ("" if within is None else
+                       ", within one std" if within else ", more than one std")
+            per_layer.append(f"{layer}: {order} (top two {gap:.2f} points apart{verdict})")
+        if per_layer:
+            several = any(len(v) > 1 for v in (spec.steps, spec.control_steps, spec.widths))
+            note = " (each method's best setting with that layer)" if several else ""
+            sentences.append(f"Methods ranked by mean test accuracy per layer{note}: " + "; ".join(per_layer) + ".")
+    costs = [r for r in done if r.evaluations_per_forward is not None]
+    if len(costs) > 1:
+        by_method: dict[str, set[int]] = {}
+        for r in costs:
+            by_method.setdefault(r.setting.method, set()).add(r.evaluations_per_forward)
+        values = sorted({r.evaluations_per_forward for r in costs})
+        if len(values) > 1 and all(len(v) == 1 for v in by_method.values()):
+            sentences.append("Layer evaluations per forward pass: "
+                             + ", ".join(f"{m} {next(iter(v))}" for m, v in by_method.items()) + ".")
+        elif len(values) > 1:
+            sentences.append(f"Layer evaluations per forward pass ranged from {values[0]} to {values[-1]}.")
+        epoch_times = [(r.row()["seconds_per_epoch_mean"], r) for r in done if r.seconds_per_epoch]
+        if len(epoch_times) > 1:
+            fast, slow = min(epoch_times, key=lambda t: t[0]), max(epoch_times, key=lambda t: t[0])
+            sentences.append(f"Time per epoch ranged from {fast[0]:.2f} s ({describe_setting(fast[1], spec)}) to "
+                             f"{slow[0]:.2f} s ({describe_setting(slow[1], spec)}).")
+        memory = [(r.row()["peak_memory_mb"], r) for r in done if r.peak_memory_mb]
+        if len(memory) > 1:
+            low, high = min(memory, key=lambda t: t[0]), max(memory, key=lambda t: t[0])
+            sentences.append(f"Peak memory ranged from {low[0]:.1f} MB ({describe_setting(low[1], spec)}) to "
+                             f"{high[0]:.1f} MB ({describe_setting(high[1], spec)}).")
+    if failed:
+        sentences.append(f"{len(failed)} run{'s' if len(failed) != 1 else ''} failed and "
+                         f"{'are' if len(failed) != 1 else 'is'} left out of the means (see below).")
+    sentences.append(f"These statements only restate the table for this data set ({spec.data}), these options "
+                     f"and these seeds.")
+    return " ".join(sentences)
+
+
+def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], outcomes: list[Outcome],
+                 plots: dict[str, Path], threads: int) -> Path:
+    """Write OUT/report.md (atomically) and return its path."""
+    counts = Counter(o.status for o in outcomes)
+    seeds = spec.seed_list()
+    options = ", ".join(f"{k} {v}" for k, v in spec.options.items()) or "none"
+    devices = ", ".join(dict.fromkeys(d for r in results for d in r.devices)) or "–"
+    sources = list(dict.fromkeys(s for r in results for s in r.memory_sources))
+    lines = [
+        f"# rknet compare: {spec.data}",
+        "",
+        f"Written {datetime.now():%Y-%m-%d %H:%M}. Rerunning the command skips complete runs, resumes interrupted "
+        "ones and rewrites this report, `results.csv` and the plots.",
+        "",
+        "```",
+        spec.command(),
+        "```",
+        "",
+        "## Settings",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| data | {spec.data} |",
+        f"| methods | {', '.join(spec.methods)} |",
+        f"| layers | {', '.join(spec.layers)} |",
+        f"| state steps per block | {', '.join(map(str, spec.steps))} |",
+        "| control steps per block | "
+        + ", ".join("on the state grid" if c is None else str(c) for c in spec.control_steps) + " |",
+        f"| widths | {', '.join(widths_text(w) for w in spec.widths)} |",
+        f"| seeds | {', '.join(map(str, seeds))} ({len(seeds)} per setting) |",
+        f"| fixed options | {options} (everything else at the `rknet train` defaults; each run's full "
+        "configuration is in its `config.json`) |",
+        f"| runs | {len(outcomes)}: {counts['trained']} trained, {counts['resumed']} resumed, "
+        f"{counts['skipped']} skipped (already complete), {counts['failed']} failed |",
+        f"| processes | {spec.workers} worker process{'es' if spec.workers > 1 else ''} "
+        f"({'reused between runs' if peak_resettable() else 'a fresh one per run'}), {threads} torch "
+        f"thread{'s' if threads > 1 else ''} each |",
+        f"| device | {devices} |",
+        "",
+        "## Results",
+        "",
+        results_table(results),
+        "",
+        "Test accuracy: accuracy on the test set of each run's best-by-validation model, mean ± sample standard "
+        "deviation over the completed seeds (best mean in bold). Wall time: the whole run (data, training, "
+        "validation, test; not the process start). Time / epoch: mean `seconds` of `metrics.jsonl` (one epoch "
+        "of training plus its validation pass). Peak memory: the largest over seeds, see below. f-evals / "
+        "forward: evaluations of the layer inside the dynamic blocks per forward pass "
+        "(`rknet.load(run).evaluations_per_forward`). Machine-readable: [results.csv](results.csv) (accuracy "
+        "there as a fraction).",
+        "",
+        "## What this shows",
+        "",
+        what_this_shows(results, spec, outcomes),
+        "",
+        "## Plots",
+        "",
+    ]
+    titles = {"params": "Test accuracy vs parameters", "time": "Test accuracy vs training time",
+              "curves": "Learning curves"}
+    for key, plot in plots.items():
+        lines += [f"![{titles[key]}]({plot.name})", ""]
+    lines += [
+        "Colour is the method, marker the layer; error bars and bands are ± 1 standard deviation over seeds.",
+        "",
+        "## How the numbers were measured",
+        "",
+    ]
+    if not sources or any(source.startswith("cpu") for source in sources):
+        lines.append("- Peak memory on the CPU is the growth of the peak resident set size of the worker process "
+                     "during the run (`resource.getrusage` `ru_maxrss`, which is the kernel's high-water mark "
+                     "VmHWM): on Linux the worker releases freed memory and resets that mark before each run, "
+                     "elsewhere each run gets a fresh process. It covers the data set, model, activations kept "
+                     "for the backward pass and optimiser state, plus any library code a run touches first (a "
+                     "few MB); not the Python and torch start-up (each worker warms up before its first run). "
+                     "For a resumed run it covers the resumed part only.")
+    if CUDA_MEMORY in sources:
+        lines.append("- Peak memory on CUDA is `torch.cuda.max_memory_allocated` of the run's process (tensors "
+                     "allocated by torch, not the CUDA context or the allocator's cache).")
+    lines.append("- Times are wall-clock. With more than one worker, runs share the machine's cores and memory "
+                 "bandwidth, so compare times only within one grid run with one `--workers` setting.")
+    if counts["failed"]:
+        lines += ["", "## Failed runs", ""]
+        lines += [f"- `{RUNS}/{o.run.name}`: {o.error}" for o in outcomes if o.status == "failed"]
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("\n".join(lines) + "\n")
+    temporary.replace(path)
+    return path

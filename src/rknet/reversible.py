@@ -1,0 +1,269 @@
+"""Reversible blocks: schemes whose states can be recomputed backwards, so training memory does not
+grow with depth.
+
+Both blocks step a pair of states with one control per step (at the step's start time, uniform grid)
+and train through `ReversibleFunction`: its forward keeps only the final pair, its backward runs the
+scheme backwards to rebuild each step's input and recomputes that step's layer evaluations under
+`enable_grad` for their vector-Jacobian products. `memory="backprop"` runs the same scheme through
+plain autograd instead (the reference the reversible gradients are tested against).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from .block import check_layer, check_memory, stacked_controls
+from .grid import as_times
+from .layers import Layer
+
+REVERSIBLE_MEMORY_MODES: tuple[str, ...] = ("reversible", "backprop")
+_UNIFORM_TOLERANCE = 1e-9
+
+Pair = tuple[torch.Tensor, torch.Tensor]
+Controls = Mapping[str, torch.Tensor]
+Reversed = tuple[Pair, Pair | None, dict[str, torch.Tensor] | None]
+
+
+def _uniform_step(t_states: Sequence[float], scheme: str) -> float:
+    steps = [end - start for start, end in zip(t_states, t_states[1:])]
+    if max(steps) - min(steps) > _UNIFORM_TOLERANCE * max(steps):
+        raise ValueError(f"{scheme} needs a uniform grid (equal steps, e.g. rknet.uniform_grid(n, T)), got "
+                         f"steps from {min(steps):g} to {max(steps):g} in t_states={list(t_states)}")
+    return (t_states[-1] - t_states[0]) / len(steps)
+
+
+def _check_reversible_layer(layer: Layer, scheme: str) -> Layer:
+    check_layer(layer)
+    if layer.norm == "batch":
+        raise ValueError(f"{scheme} does not support norm='batch': running statistics cannot be run "
+                         "backwards; use norm='tv' or norm=None")
+    return layer
+
+
+def _evaluate(layer: Layer, params: Controls, state: torch.Tensor, cotangent: torch.Tensor | None
+              ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor] | None]:
+    """layer(params, state) and, given a cotangent, its vector-Jacobian products for state and params."""
+    if cotangent is None:
+        with torch.no_grad():
+            return layer(params, state), None, None
+    with torch.enable_grad():
+        state = state.detach().requires_grad_()
+        params = {name: value.detach().requires_grad_() for name, value in params.items()}
+        value = layer(params, state)
+        grads = torch.autograd.grad(value, (state, *params.values()), cotangent, allow_unused=True)
+    param_grads = {name: torch.zeros_like(params[name]) if grad is None else grad
+                   for name, grad in zip(params, grads[1:])}
+    return value.detach(), grads[0], param_grads
+
+
+class ReversibleFunction(torch.autograd.Function):
+    """Runs `block.run` forward without a graph; backward rebuilds the states with `block.reverse`.
+
+    Saves the final pair of states and the stacked controls (held by the model anyway), nothing per step.
+    """
+
+    @staticmethod
+    def forward(ctx, block: ReversibleBlock, first: torch.Tensor, second: torch.Tensor,
+                *stacked: torch.Tensor) -> Pair:
+        final = block.run(dict(zip(block.controls, stacked)), (first, second))
+        ctx.block = block
+        ctx.save_for_backward(*final, *stacked)
+        return final
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, *cotangents: torch.Tensor):
+        first, second, *stacked = ctx.saved_tensors
+        names = list(ctx.block.controls)
+        _, initial_cotangents, grads = ctx.block.reverse(dict(zip(names, stacked)), (first, second),
+                                                         cotangents)
+        return None, *initial_cotangents, *(grads[name] for name in names)
+
+
+class ReversibleBlock(nn.Module):
+    """Common part of the reversible blocks: uniform grid, one control per step, memory mode.
+
+    Subclasses define `initial(y)`, `run` (the scheme forward), `reverse` (the scheme backward, with
+    vector-Jacobian products when given cotangents) and `output(pair)`.
+    """
+
+    scheme = "reversible block"
+
+    def __init__(self, layers: Mapping[str, Layer], t_states: Sequence[float], memory: str) -> None:
+        super().__init__()
+        self.t_states = as_times(t_states, "t_states", minimum=2)
+        self.h = _uniform_step(self.t_states, self.scheme)
+        self.t_controls = self.t_states[:-1]
+        self.memory = check_memory(memory, REVERSIBLE_MEMORY_MODES)
+        self.layers = {prefix: _check_reversible_layer(layer, self.scheme)
+                       for prefix, layer in layers.items()}
+        self.specs = {prefix + name: spec for prefix, layer in self.layers.items()
+                      for name, spec in layer.parameter_specs().items()}
+        self.controls = stacked_controls(self.specs, len(self.t_controls))
+
+    evaluations_per_step = 1
+
+    @property
+    def num_steps(self) -> int:
+        return len(self.t_controls)
+
+    @property
+    def evaluations_per_forward(self) -> int:
+        """Layer evaluations in one forward pass."""
+        return self.num_steps * self.evaluations_per_step
+
+    def decay_parameter_names(self) -> list[str]:
+        """Names (relative to this block) of the kernel weights: decayed and time-regularised."""
+        return [f"controls.{name}" for name, spec in self.specs.items() if spec.decay]
+
+    def _params(self, controls: Controls, prefix: str, k: int) -> dict[str, torch.Tensor]:
+        return {name[len(prefix):]: value[k] for name, value in controls.items() if name.startswith(prefix)}
+
+    def initial(self, y: torch.Tensor) -> Pair:
+        raise NotImplementedError
+
+    def output(self, pair: Pair) -> torch.Tensor:
+        raise NotImplementedError
+
+    def run(self, controls: Controls, pair: Pair) -> Pair:
+        raise NotImplementedError
+
+    def reverse(self, controls: Controls, pair: Pair, cotangents: Pair | None = None) -> Reversed:
+        """The initial pair rebuilt from the final one; given the final pair's cotangents, also the
+        initial pair's cotangents and the gradients of the stacked controls (else None for both)."""
+        raise NotImplementedError
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if self.memory == "reversible" and torch.is_grad_enabled():
+            pair = ReversibleFunction.apply(self, *self.initial(y), *self.controls.values())
+        else:
+            pair = self.run(self.controls, self.initial(y))
+        return self.output(pair)
+
+    @torch.no_grad()
+    def reconstruct(self, y: torch.Tensor) -> Pair:
+        """Run the scheme forward from `y`, then backward: the initial pair as the backward pass rebuilds
+        it (equal to `initial(y)` up to rounding; a check of reversibility)."""
+        return self.reverse(self.controls, self.run(self.controls, self.initial(y)))[0]
+
+    def _zero_grads(self, controls: Controls, cotangents: Pair | None) -> dict[str, torch.Tensor] | None:
+        if cotangents is None:
+            return None
+        return {name: torch.zeros_like(value) for name, value in controls.items()}
+
+    def _evaluate(self, controls: Controls, prefix: str, k: int, state: torch.Tensor,
+                  cotangent: torch.Tensor | None, grads: dict[str, torch.Tensor] | None
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Layer `prefix` at step k; given a cotangent, writes its parameter gradients into row k of
+        `grads` and returns the state's vector-Jacobian product with the value."""
+        value, g_state, g_params = _evaluate(self.layers[prefix], self._params(controls, prefix, k), state,
+                                             cotangent)
+        if cotangent is not None:
+            for name, grad in g_params.items():
+                grads[prefix + name][k] = grad
+        return value, g_state
+
+    def extra_repr(self) -> str:
+        layers = ", ".join(f"{prefix or 'layer'}={layer!r}" for prefix, layer in self.layers.items())
+        return (f"steps={self.num_steps}, h={self.h:g}, t=[{self.t_states[0]:g}, {self.t_states[-1]:g}], "
+                f"memory={self.memory}, {layers}")
+
+
+class LeapfrogBlock(ReversibleBlock):
+    """Second-order (hyperbolic) block: y_{k+1} = 2 y_k - y_{k-1} + h^2 f(y_k, theta_k).
+
+    Starts at rest, y_{-1} = y_0 (so y_1 = y_0 + h^2 f(y_0)). The pair of states is (y_{k-1}, y_k); the
+    scheme is its own inverse with the roles swapped, y_{k-1} = 2 y_k - y_{k+1} + h^2 f(y_k, theta_k).
+    With f = DoubleSym (-K^T act(K y + b1) + b2) this is Haber & Ruthotto's hyperbolic network.
+    """
+
+    scheme = "LeapfrogBlock"
+
+    def __init__(self, layer: Layer, t_states: Sequence[float] = (0, 1, 2, 3, 4),
+                 memory: str = "reversible") -> None:
+        super().__init__({"": layer}, t_states, memory)
+        self.layer = layer
+
+    def initial(self, y: torch.Tensor) -> Pair:
+        return y, y
+
+    def output(self, pair: Pair) -> torch.Tensor:
+        return pair[1]
+
+    def _leap(self, y: torch.Tensor, other: torch.Tensor, force: torch.Tensor) -> torch.Tensor:
+        return (2 * y - other).add(force, alpha=self.h ** 2)
+
+    def run(self, controls: Controls, pair: Pair) -> Pair:
+        previous, y = pair
+        for k in range(self.num_steps):
+            previous, y = y, self._leap(y, previous, self.layer(self._params(controls, "", k), y))
+        return previous, y
+
+    def reverse(self, controls: Controls, pair: Pair, cotangents: Pair | None = None) -> Reversed:
+        previous, y = pair  # (y_k, y_{k+1}), k = N - 1 first
+        g_previous, g = (None, None) if cotangents is None else cotangents
+        grads = self._zero_grads(controls, cotangents)
+        tracked = cotangents is not None
+        for k in reversed(range(self.num_steps)):
+            cotangent = g * self.h ** 2 if tracked else None
+            force, g_force = self._evaluate(controls, "", k, previous, cotangent, grads)
+            previous, y = self._leap(previous, y, force), previous
+            if tracked:
+                g_previous, g = -g, g_previous + 2 * g + g_force
+        return (previous, y), (g_previous, g) if tracked else None, grads
+
+
+class HamiltonianBlock(ReversibleBlock):
+    """Two coupled states (symplectic Euler / Verlet, Haber & Ruthotto's Hamiltonian network):
+
+        z_{k+1} = z_k - h f_z(y_k, theta^z_k),    y_{k+1} = y_k + h f_y(z_{k+1}, theta^y_k),
+
+    from y_0 = the input and z_0 = 0; the output is y_N (same shape as the input). With DoubleSym layers
+    (f = -K^T act(K . + b1) + b2) this reads z' = K_z^T act(K_z y), y' = -K_y^T act(K_y z): a stable,
+    energy-conserving pair. `layer_z` defaults to `layer` (same type, separate weights). Controls are
+    named `y_<name>` and `z_<name>`.
+    """
+
+    evaluations_per_step = 2
+
+    scheme = "HamiltonianBlock"
+
+    def __init__(self, layer: Layer, layer_z: Layer | None = None,
+                 t_states: Sequence[float] = (0, 1, 2, 3, 4), memory: str = "reversible") -> None:
+        super().__init__({"y_": layer, "z_": layer if layer_z is None else layer_z}, t_states, memory)
+        if self.layers["z_"].channels != layer.channels:
+            raise ValueError(f"HamiltonianBlock layers must have the same channels, got {layer.channels} "
+                             f"(y) and {self.layers['z_'].channels} (z)")
+
+    def initial(self, y: torch.Tensor) -> Pair:
+        return y, torch.zeros_like(y)
+
+    def output(self, pair: Pair) -> torch.Tensor:
+        return pair[0]
+
+    def run(self, controls: Controls, pair: Pair) -> Pair:
+        y, z = pair
+        for k in range(self.num_steps):
+            z = z.add(self.layers["z_"](self._params(controls, "z_", k), y), alpha=-self.h)
+            y = y.add(self.layers["y_"](self._params(controls, "y_", k), z), alpha=self.h)
+        return y, z
+
+    def reverse(self, controls: Controls, pair: Pair, cotangents: Pair | None = None) -> Reversed:
+        y, z = pair  # (y_{k+1}, z_{k+1}), k = N - 1 first
+        g_y, g_z = (None, None) if cotangents is None else cotangents
+        grads = self._zero_grads(controls, cotangents)
+        tracked = cotangents is not None
+        for k in reversed(range(self.num_steps)):
+            force, g_force = self._evaluate(controls, "y_", k, z, g_y * self.h if tracked else None, grads)
+            y = y.add(force, alpha=-self.h)
+            if tracked:
+                g_z = g_z + g_force
+            force, g_force = self._evaluate(controls, "z_", k, y, g_z * -self.h if tracked else None, grads)
+            z = z.add(force, alpha=self.h)
+            if tracked:
+                g_y = g_y + g_force
+        return (y, z), (g_y, g_z) if tracked else None, grads

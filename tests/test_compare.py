@@ -1,0 +1,177 @@
+"""rknet compare on a tiny grid: files and contents, a rerun that skips, an interrupted run resumed, early errors."""
+
+import argparse
+import csv
+import json
+
+import pytest
+
+from rknet.cli import OneLineParser
+from rknet.experiments import COLUMNS, CompareSpec, add_compare_parser, plan, run_grid
+from rknet.experiments.cli import spec_from_args
+from rknet.training import train
+from rknet.training.metrics import read_metrics
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PLOTS = ("accuracy_vs_params.png", "accuracy_vs_time.png", "learning_curves.png")
+# 2 methods x 2 layers x 2 seeds on the circles toy set; 2 epochs so that a run can be cut after epoch 1
+TINY = ["--data", "circles", "--methods", "euler,heun", "--layers", "double,doublesym", "--steps", "1",
+        "--widths", "4,4", "--seeds", "2", "--epochs", "2", "--batch-size", "256", "--device", "cpu"]
+INTERRUPTED = "heun-doublesym-steps1-w4-4-seed1"
+
+
+def parser():
+    """The rknet parser with only `compare` on it, built as rknet.cli builds its subcommands."""
+    root = OneLineParser(prog="rknet")
+    add_compare_parser(root.add_subparsers(dest="command", required=True, parser_class=OneLineParser))
+    return root
+
+
+def compare(argv, capsys):
+    args = parser().parse_args(["compare", *argv])
+    code = args.handler(args)
+    return code, capsys.readouterr().out
+
+
+class Interrupt(Exception):
+    pass
+
+
+def stop_after_first_epoch(line):
+    if line.startswith("epoch "):
+        raise Interrupt
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    """The tiny grid run once through the command line, with one run interrupted beforehand."""
+    out = tmp_path_factory.mktemp("compare")
+    argv = [*TINY, "--out", str(out), "--workers", "2"]
+    _, runs = plan(spec_from_args(parser().parse_args(["compare", *argv])))
+    (interrupted,) = [run for run in runs if run.name == INTERRUPTED]
+    with pytest.raises(Interrupt):
+        train(interrupted.config, show_progress=False, log=stop_after_first_epoch)
+    assert (interrupted.folder / "checkpoint.pt").exists() and not (interrupted.folder / "summary.json").exists()
+    lines = []
+    results = run_grid(spec_from_args(parser().parse_args(["compare", *argv])), show_progress=False,
+                       log=lines.append)
+    return out, argv, results, lines
+
+
+def test_grid_writes_results_report_and_plots(grid):
+    out, _, results, lines = grid
+    assert not results.failed
+    finished = [line for line in lines if line.startswith("[")]
+    assert len(finished) == 8  # one line per run
+    assert sum("trained" in line for line in finished) == 7
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == COLUMNS
+    assert [(r["method"], r["layer"]) for r in rows] == [("euler", "double"), ("heun", "double"),
+                                                         ("euler", "doublesym"), ("heun", "doublesym")]
+    for row in rows:
+        assert row["seeds"] == "2" and row["failed"] == "0" and row["widths"] == "4-4" and row["control_steps"] == ""
+        assert 0 <= float(row["test_acc_mean"]) <= 1 and float(row["test_acc_std"]) >= 0
+        assert int(row["params"]) > 0 and float(row["seconds_per_epoch_mean"]) > 0
+        assert float(row["wall_seconds_mean"]) > 0 and float(row["peak_memory_mb"]) >= 0
+        # one block with one step: Euler evaluates the layer once, Heun twice
+        assert int(row["evaluations_per_forward"]) == {"euler": 1, "heun": 2}[row["method"]]
+    summaries = [json.loads((out / "runs" / f"euler-double-steps1-w4-4-seed{k}" / "summary.json").read_text())
+                 for k in (0, 1)]
+    assert float(rows[0]["test_acc_mean"]) == pytest.approx(sum(s["test_acc"] for s in summaries) / 2)
+    report = (out / "report.md").read_text()
+    assert "rknet compare --data circles --methods euler,heun --layers double,doublesym" in report
+    assert "| method | layer | steps | control steps | widths | seeds | test accuracy (%) |" in report
+    assert report.count("| euler | double | 1 | state grid | 4-4 | 2 |") == 1
+    assert "## What this shows" in report and "The best mean test accuracy was" in report
+    assert "ru_maxrss" in report
+    import matplotlib.image
+
+    for name in PLOTS:
+        assert f"]({name})" in report
+        path = out / name
+        assert path.read_bytes()[:8] == PNG_SIGNATURE
+        height, width, channels = matplotlib.image.imread(path).shape
+        assert width >= 400 and height >= 300 and channels in (3, 4)
+
+
+def test_interrupted_run_is_resumed(grid):
+    out, _, results, lines = grid
+    folder = out / "runs" / INTERRUPTED
+    assert any(line.endswith(f"resumed {INTERRUPTED}") or f"resumed {INTERRUPTED}:" in line for line in lines)
+    assert "resuming" in (folder / "compare.log").read_text()
+    assert [r["epoch"] for r in read_metrics(folder)] == [1, 2]
+    assert json.loads((folder / "compare.json").read_text())["resumed"] is True
+    assert [o.status for o in results.outcomes if o.run.name == INTERRUPTED] == ["resumed"]
+
+
+def test_rerun_skips_complete_runs_and_rewrites_the_report(grid, capsys):
+    out, argv, _, _ = grid
+    summaries = sorted((out / "runs").glob("*/summary.json"))
+    assert len(summaries) == 8
+    before = {path: path.stat().st_mtime_ns for path in summaries}
+    (out / "report.md").unlink()
+    code, stdout = compare(argv, capsys)
+    assert code == 0
+    assert "8 already complete" in stdout
+    assert stdout.count("(already complete)") == 8 and stdout.count("skipped") == 8
+    assert {path: path.stat().st_mtime_ns for path in summaries} == before
+    assert (out / "report.md").exists()
+    assert "8 skipped (already complete)" in (out / "report.md").read_text()
+
+
+def test_rerun_with_other_options_is_refused_before_training(grid):
+    out, _, results, _ = grid
+    spec = CompareSpec(**{**results.spec.__dict__, "options": {**results.spec.options, "epochs": 3}})
+    with pytest.raises(ValueError, match="holds a run with other options .epochs 2 there, 3 now"):
+        run_grid(spec, log=lambda line: None)
+
+
+def test_bad_method_fails_before_any_run(tmp_path, capsys):
+    out = tmp_path / "bad"
+    with pytest.raises(ValueError, match="unknown method 'rk5'"):
+        compare([*TINY, "--methods", "euler,rk5", "--out", str(out)], capsys)
+    assert not out.exists()
+
+
+def test_cli_error_is_one_line_with_exit_code_2(tmp_path, capsys):
+    from rknet.cli import build_parser, main
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    if "compare" not in commands.choices:
+        pytest.skip("the compare subcommand is not wired into rknet.cli yet")
+    code = main(["compare", *TINY, "--layers", "resnet", "--out", str(tmp_path / "bad")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "unknown layer 'resnet'" in err
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"options": {"method": "rk4"}}, "'method' is set by the grid; give it as the compare option 'methods'"),
+    ({"options": {"t_states": [0, 1]}}, "not supported by compare"),
+    ({"options": {"lr": -1.0}}, "lr must be a positive number, got -1.0"),
+    ({"options": {"lerning_rate": 0.1}}, "unknown option 'lerning_rate'"),
+    ({"widths": [[4]]}, "widths must be at least two positive integers"),
+    ({"steps": [0]}, "steps must be positive integers, got 0"),
+    ({"seeds": 0}, "seeds must be a positive count"),
+    ({"data": "mnist"}, "unknown data set 'mnist'"),
+    ({"data": "npz:/no/such/file.npz"}, "does not exist"),
+])
+def test_bad_specs_fail_early(tmp_path, spec, message):
+    with pytest.raises(ValueError, match=message):
+        run_grid({"out": tmp_path / "bad", **spec}, log=lambda line: None)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_command_line_parsing_and_the_equivalent_command():
+    args = parser().parse_args(["compare", "--methods", "Euler,rk4,euler", "--widths", "4,4;8,8", "--widths",
+                                "16,16", "--control-steps", "state,2", "--seeds", "3", "--lr", "0.05",
+                                "--nesterov", "--out", "o"])
+    spec = CompareSpec.coerce(spec_from_args(args))
+    assert spec.methods == ["euler", "rk4"] and spec.control_steps == [None, 2] and spec.seed_list() == [0, 1, 2]
+    assert spec.widths == [(4, 4), (8, 8), (16, 16)] and spec.options == {"lr": 0.05, "nesterov": True}
+    assert len(spec.settings()) == 2 * 2 * 3
+    again = parser().parse_args(spec.command().split()[1:])
+    assert CompareSpec.coerce(spec_from_args(again)) == spec
+    assert spec.settings()[1].name == "rk4-doublesym-steps4-w4-4"
+    assert spec.settings()[2].name == "euler-doublesym-steps4-controls2-w4-4"

@@ -1,0 +1,161 @@
+"""Memory modes: checkpointed dynamic blocks and reversible blocks give plain backprop's gradients."""
+
+import copy
+
+import pytest
+import torch
+
+import rknet
+from rknet.block import DynamicBlock
+from rknet.layers import make_layer
+from rknet.reversible import HamiltonianBlock, LeapfrogBlock
+
+
+def perturbed(block):
+    with torch.no_grad():
+        for value in block.controls.values():
+            value.add_(0.3 * torch.randn_like(value))
+    return block
+
+
+def gradients(block, y, weight):
+    """Gradients of <block(y), weight> with respect to y and every parameter."""
+    y = y.detach().requires_grad_()
+    block.zero_grad()
+    (block(y) * weight).sum().backward()
+    return [y.grad] + [p.grad for p in block.parameters()]
+
+
+def assert_same_gradients(block, other, y):
+    weight = torch.randn_like(y)
+    for ours, reference in zip(gradients(block, y, weight), gradients(other, y, weight), strict=True):
+        assert ((ours - reference).norm() / reference.norm()).item() <= 1e-8
+
+
+def saved_storages(block, y):
+    """Storages the autograd graph of block(y) holds for backward, parameters excluded (bytes each)."""
+    parameters = {p.untyped_storage().data_ptr() for p in block.parameters()}
+    held = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters:
+            held[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        block(y.detach().requires_grad_())
+    return list(held.values())
+
+
+def dynamic_pair(norm, dims=2, **kwargs):
+    layer = make_layer("double" if norm == "batch" else "doublesym", 3, dims=dims, activation="tanh", norm=norm)
+    plain = perturbed(DynamicBlock(layer, "rk4", [0, 0.5, 1, 1.5], **kwargs).double())
+    checkpointed = DynamicBlock(layer, "rk4", [0, 0.5, 1, 1.5], memory="checkpoint", **kwargs).double()
+    checkpointed.load_state_dict(plain.state_dict())
+    return plain, checkpointed
+
+
+@pytest.mark.parametrize("norm", ["tv", "batch"])
+def test_checkpoint_gives_backprop_gradients(norm):
+    plain, checkpointed = dynamic_pair(norm, t_controls=[0, 1.5])
+    assert_same_gradients(checkpointed, plain, torch.randn(4, 3, 5, 5, dtype=torch.float64))
+
+
+def test_checkpoint_updates_batch_norm_statistics_once_per_training_step():
+    plain, checkpointed = dynamic_pair("batch", dims=1)
+    y = torch.randn(6, 3, 7, dtype=torch.float64)
+    for block in (plain, checkpointed):
+        optimizer = torch.optim.SGD(block.parameters(), lr=0.1)
+        block(y).square().mean().backward()
+        optimizer.step()
+    for name, buffer in plain.named_buffers():
+        assert torch.equal(checkpointed.get_buffer(name), buffer), name
+    assert not torch.equal(plain.norm1_running_mean, torch.zeros_like(plain.norm1_running_mean))
+    for name, parameter in plain.named_parameters():
+        torch.testing.assert_close(checkpointed.get_parameter(name), parameter, rtol=1e-12, atol=1e-14)
+
+
+def test_checkpoint_in_eval_mode_and_without_grad():
+    plain, checkpointed = dynamic_pair("batch", dims=0)
+    plain.eval(), checkpointed.eval()
+    assert_same_gradients(checkpointed, plain, torch.randn(4, 3, dtype=torch.float64))
+    with torch.no_grad():
+        assert torch.equal(checkpointed(torch.ones(2, 3, dtype=torch.float64)),
+                           plain(torch.ones(2, 3, dtype=torch.float64)))
+
+
+def test_checkpoint_holds_only_each_steps_input():
+    plain, checkpointed = dynamic_pair("tv")
+    y = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    assert saved_storages(checkpointed, y) == [y.numel() * y.element_size()] * 3
+    assert len(saved_storages(plain, y)) > 3 * 4
+
+
+def test_unknown_memory_mode():
+    with pytest.raises(ValueError, match="unknown memory mode 'recompute'; valid: backprop, checkpoint"):
+        DynamicBlock(make_layer("single", 2, dims=0), memory="recompute")
+    with pytest.raises(ValueError, match="valid: reversible, backprop"):
+        LeapfrogBlock(make_layer("single", 2, dims=0), memory="checkpoint")
+
+
+def reversible_blocks(steps, channels=3):
+    grid = rknet.uniform_grid(steps, 2.0)
+    layer = make_layer("doublesym", channels, dims=1, activation="tanh", norm="tv")
+    other = make_layer("single", channels, dims=1, activation="tanh", norm=None)
+    return [perturbed(LeapfrogBlock(layer, grid).double()),
+            perturbed(HamiltonianBlock(layer, other, grid).double()),
+            perturbed(HamiltonianBlock(layer, t_states=grid).double())]
+
+
+@pytest.mark.parametrize("index", [0, 1, 2], ids=["leapfrog", "hamiltonian", "hamiltonian-same-layer"])
+def test_reversible_gives_backprop_gradients(index):
+    block = reversible_blocks(6)[index]
+    plain = copy.deepcopy(block)
+    plain.memory = "backprop"
+    y = torch.randn(2, 3, 8, dtype=torch.float64)
+    assert_same_gradients(block, plain, y)
+    with torch.no_grad():
+        assert torch.equal(block(y), plain(y))
+
+
+def test_reversible_parameters_get_gradients_when_the_input_needs_none():
+    block = reversible_blocks(3)[1]
+    block(torch.randn(2, 3, 4, dtype=torch.float64)).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in block.parameters())
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_reversible_reconstruction_after_64_steps(index):
+    block = reversible_blocks(64)[index]
+    y = torch.randn(4, 3, 8, dtype=torch.float64)
+    first, second = block.reconstruct(y)
+    for rebuilt, initial in zip((first, second), block.initial(y), strict=True):
+        assert (rebuilt - initial).abs().max().item() <= 1e-10
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_reversible_memory_does_not_grow_with_steps(index):
+    y = torch.randn(2, 3, 8, dtype=torch.float64)
+    held = [sum(saved_storages(reversible_blocks(steps)[index], y)) for steps in (4, 32)]
+    assert held[0] == held[1] == 2 * y.numel() * y.element_size()
+
+
+def test_reversible_blocks_store_one_control_per_step():
+    block = HamiltonianBlock(make_layer("doublesym", 4, dims=2), t_states=[0, 1, 2, 3])
+    assert block.t_controls == (0, 1, 2) and block.h == 1.0
+    assert block.controls["y_K"].shape == block.controls["z_K"].shape == (3, 4, 4, 3, 3)
+    assert block.decay_parameter_names() == ["controls.y_K", "controls.z_K"]
+
+
+def test_reversible_blocks_refuse_batch_norm_and_nonuniform_grids():
+    with pytest.raises(ValueError, match="does not support norm='batch'"):
+        LeapfrogBlock(make_layer("double", 2, dims=0, norm="batch"))
+    with pytest.raises(ValueError, match="HamiltonianBlock does not support norm='batch'"):
+        HamiltonianBlock(make_layer("single", 2, dims=0), make_layer("single", 2, dims=0, norm="batch"))
+    with pytest.raises(ValueError, match="LeapfrogBlock needs a uniform grid"):
+        LeapfrogBlock(make_layer("single", 2, dims=0), t_states=[0, 1, 3])
+    with pytest.raises(ValueError, match="same channels"):
+        HamiltonianBlock(make_layer("single", 2, dims=0), make_layer("single", 3, dims=0))
+    with pytest.raises(TypeError, match="layer must be an rknet.layers.Layer"):
+        LeapfrogBlock("doublesym")
