@@ -1,4 +1,13 @@
-"""Training-step throughput of rknet's default ODENet against the same network integrated by torchdiffeq.
+"""Training-step throughput and peak memory of rknet's default ODENet: eager, fast path, torchdiffeq.
+
+Implementations, timed in interleaved rounds on the same synthetic CIFAR-shaped batches:
+  rknet          eager fp32 (`ODENet.forward`)
+  rknet-fast     the fast path: torch.compile (mode reduce-overhead = CUDA graphs on a GPU), bf16 autocast,
+                 channels_last, fused SGD (on a CPU: compile and channels_last, fp32)
+  torchdiffeq    the same network with each block integrated by torchdiffeq's odeint (below)
+  euler, euler-fast   the same network with forward Euler over the same 4 steps: the RK4/Euler cost ratio
+                 (ideal: 4, the number of layer evaluations per step)
+Also printed: ratios, and the time of a CIFAR-10 epoch (50,000 images) at the fast path's rate.
 
 Both sides share one `rknet.ODENet(3, 10)` instance (opening, blocks, connectors, classifier, parameters).
 The rknet side runs `ODENet.forward`: each block replays precomputed stage weights (no host sync). The
@@ -19,12 +28,13 @@ RK4, and torchdiffeq 0.2.5 registers no fixed-grid classic RK4. So this script r
 torchdiffeq's own fixed-grid solver class with its own classic step `rk4_step_func` (stages at 0, 1/2,
 1/2, 1), the tableau of rknet's "rk4"; the equality line checks that both networks then agree.
 
-Usage: python benchmarks/throughput.py [--device cuda] [--batch-size 64] [--rounds 4] ...
+Usage: python benchmarks/throughput.py [--device cuda] [--batch-sizes 125,512] [--rounds 4] ...
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import functools
 import platform
@@ -136,6 +146,36 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: to
     optimizer.step()
 
 
+def fast_training_step(model: nn.Module, device: torch.device,
+                       lr: float) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """rknet's fast path: compiled (CUDA graphs on a GPU), bf16 autocast and channels_last on a GPU."""
+    cuda = device.type == "cuda"
+    compiled = torch.compile(model, mode="reduce-overhead" if cuda else "default")
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, **({"fused": True} if cuda else {}))
+
+    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            logits = compiled(images.contiguous(memory_format=torch.channels_last))
+        F.cross_entropy(logits.float(), labels).backward()
+        optimizer.step()
+
+    return step
+
+
+def peak_memory(step: Callable[[torch.Tensor, torch.Tensor], None], batches: list[Batch],
+                device: torch.device) -> float | None:
+    """Peak GPU memory (GB) over two training steps, everything included (weights, optimizer, batches)."""
+    if device.type != "cuda":
+        return None
+    synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    for batch in batches[:2]:
+        step(*batch)
+    synchronize(device)
+    return torch.cuda.max_memory_allocated(device) / 1e9
+
+
 def timed_round(step: Callable[[torch.Tensor, torch.Tensor], None], batches: list[Batch], warmup: int,
                 steps: int, device: torch.device) -> float:
     """Images per second over `steps` training steps, after `warmup` untimed ones."""
@@ -149,19 +189,22 @@ def timed_round(step: Callable[[torch.Tensor, torch.Tensor], None], batches: lis
     return steps * batches[0][0].shape[0] / (time.perf_counter() - start)
 
 
-# Defaults per device type: CPU runs stay under ~2 minutes on 2 cores, GPU runs need more steps to settle.
-DEFAULTS = {"cpu": {"batch_size": 64, "warmup": 1, "steps": 3},
-            "cuda": {"batch_size": 256, "warmup": 5, "steps": 20}}
+# Defaults per device type: CPU runs stay within a few minutes on 2 cores, GPU runs need more steps to settle.
+DEFAULTS = {"cpu": {"batch_sizes": [64], "warmup": 1, "steps": 3},
+            "cuda": {"batch_sizes": [125, 512], "warmup": 5, "steps": 20}}
+CIFAR10_TRAIN = 50_000
 
 
 def parse_args() -> argparse.Namespace:
     """Command-line settings, with per-device defaults filled in for those not given."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
-    parser.add_argument("--batch-size", type=int, help="default 64 on CPU, 256 on CUDA")
+    parser.add_argument("--batch-sizes", type=lambda text: [int(b) for b in text.split(",")],
+                        help="comma-separated; default 64 on CPU, 125,512 on CUDA")
     parser.add_argument("--warmup", type=int, help="untimed steps per round; default 1 on CPU, 5 on CUDA")
     parser.add_argument("--steps", type=int, help="timed steps per round; default 3 on CPU, 20 on CUDA")
     parser.add_argument("--rounds", type=int, default=4, help="rounds per implementation, interleaved")
+    parser.add_argument("--skip", default="", help="comma-separated implementations to leave out")
     parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (momentum 0.9)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -177,8 +220,8 @@ def print_header(args: argparse.Namespace, device: torch.device, net: rknet.ODEN
     print(f"date: {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"device: {device_name(device)}")
     print(f"torch {torch.__version__}, torchdiffeq {torchdiffeq.__version__}, rknet {rknet.__version__}")
-    print(f"default ODENet ({parameters:,} parameters), batch {args.batch_size}, {args.warmup} warmup + "
-          f"{args.steps} timed steps per round, {args.rounds} rounds each, interleaved")
+    print(f"default ODENet ({parameters:,} parameters), {args.warmup} warmup + {args.steps} timed steps per "
+          f"round, {args.rounds} rounds each, interleaved")
 
 
 def print_equality(net: rknet.ODENet, twin: TorchdiffeqODENet, images: torch.Tensor) -> None:
@@ -191,34 +234,62 @@ def print_equality(net: rknet.ODENet, twin: TorchdiffeqODENet, images: torch.Ten
           f"with torchdiffeq's 'rk4' (the 3/8 rule) {differences[1]:.2e}")
 
 
-def print_rates(rates: dict[str, list[float]]) -> None:
-    """Median images/s of each implementation, its rounds, and the rknet/torchdiffeq ratio."""
+def print_table(batch_size: int, rates: dict[str, list[float]], memory: dict[str, float | None]) -> None:
+    """Median images/s, peak memory and ratios of every implementation at one batch size."""
     medians = {name: statistics.median(values) for name, values in rates.items()}
+    print(f"\nbatch {batch_size}")
+    print("| implementation | images/s (median) | rounds | peak memory | vs torchdiffeq | vs rknet eager |")
+    print("|---|---|---|---|---|---|")
     for name, median in medians.items():
-        rounds = ", ".join(f"{rate:.1f}" for rate in rates[name])
-        print(f"{name:<12} median {median:8.1f} images/s  (rounds: {rounds})")
-    print(f"ratio rknet/torchdiffeq: {medians['rknet'] / medians['torchdiffeq']:.2f}x")
+        rounds = ", ".join(f"{rate:.0f}" for rate in rates[name])
+        gb = "-" if memory.get(name) is None else f"{memory[name]:.2f} GB"
+        versus = {base: f"{median / medians[base]:.2f}x" if base in medians else "-"
+                  for base in ("torchdiffeq", "rknet")}
+        print(f"| {name} | {median:,.0f} | {rounds} | {gb} | {versus['torchdiffeq']} | {versus['rknet']} |")
+    for suffix in ("", "-fast"):
+        if f"rknet{suffix}" in medians and f"euler{suffix}" in medians:
+            print(f"RK4/Euler cost ratio{suffix or ' (eager)'}: "
+                  f"{medians[f'euler{suffix}'] / medians[f'rknet{suffix}']:.2f} (ideal 4)")
+    fastest_rk4 = max(medians.get("rknet-fast", 0.0), medians.get("rknet", 0.0))
+    if fastest_rk4:
+        seconds = CIFAR10_TRAIN / fastest_rk4
+        print(f"CIFAR-10 epoch ({CIFAR10_TRAIN:,} images) at rknet's best RK4 rate: {seconds:.2f} s")
+
+
+def implementations(args: argparse.Namespace, device: torch.device
+                    ) -> tuple[dict[str, Callable[[torch.Tensor, torch.Tensor], None]], rknet.ODENet, nn.Module]:
+    """The training steps to time, each on its own copy of the same initial weights."""
+    torch.manual_seed(args.seed)
+    net = rknet.ODENet(in_channels=3, num_classes=10).to(device)
+    twin = TorchdiffeqODENet(copy.deepcopy(net)).to(device)
+    euler = rknet.ODENet(in_channels=3, num_classes=10, method="euler").to(device)
+    euler.load_state_dict(net.state_dict())
+
+    def eager(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        return functools.partial(training_step, model, torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9))
+
+    steps = {"rknet": lambda: eager(net), "rknet-fast": lambda: fast_training_step(copy.deepcopy(net), device, args.lr),
+             "torchdiffeq": lambda: eager(twin), "euler": lambda: eager(euler),
+             "euler-fast": lambda: fast_training_step(copy.deepcopy(euler), device, args.lr)}
+    skipped = {name for name in args.skip.split(",") if name}
+    return {name: make() for name, make in steps.items() if name not in skipped}, net, twin
 
 
 def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
-    torch.manual_seed(args.seed)
-    net = rknet.ODENet(in_channels=3, num_classes=10).to(device)
-    twin = TorchdiffeqODENet(net).to(device)
-    batches = synthetic_batches(4, args.batch_size, device, args.seed)
+    steps, net, twin = implementations(args, device)
     print_header(args, device, net)
-    print_equality(net, twin, batches[0][0])
-
-    models = {"rknet": net, "torchdiffeq": twin}
-    rates: dict[str, list[float]] = {name: [] for name in models}
-    steps = {name: functools.partial(training_step, model,
-                                     torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9))
-             for name, model in models.items()}
-    for _ in range(args.rounds):
-        for name, step in steps.items():
-            rates[name].append(timed_round(step, batches, args.warmup, args.steps, device))
-    print_rates(rates)
+    for batch_size in args.batch_sizes:
+        batches = synthetic_batches(4, batch_size, device, args.seed)
+        if batch_size == args.batch_sizes[0]:
+            print_equality(net, twin, batches[0][0])
+        memory = {name: peak_memory(step, batches, device) for name, step in steps.items()}
+        rates: dict[str, list[float]] = {name: [] for name in steps}
+        for _ in range(args.rounds):
+            for name, step in steps.items():
+                rates[name].append(timed_round(step, batches, args.warmup, args.steps, device))
+        print_table(batch_size, rates, memory)
 
 
 if __name__ == "__main__":
