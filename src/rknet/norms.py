@@ -50,9 +50,14 @@ def _per_channel(vector: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def tv_norm(x: torch.Tensor, bias: torch.Tensor, eps: float = TV_EPS) -> torch.Tensor:
-    """Divide each pixel's channel vector by its length, `x / sqrt(sum_c x^2 + eps)`, then shift."""
-    scale = torch.rsqrt(x.square().sum(dim=1, keepdim=True) + eps)
-    return torch.addcmul(_per_channel(bias, x), x, scale)
+    """Divide each pixel's channel vector by its length, `x / sqrt(sum_c x^2 + eps)`, then shift.
+
+    Computed in float32 under bf16/fp16 autocast (as autocast does for batch norm): the length of a short
+    vector and the gradient through it are too coarse in 8 mantissa bits.
+    """
+    x32 = x.float()
+    scale = torch.rsqrt(x32.square().sum(dim=1, keepdim=True) + eps)
+    return torch.addcmul(_per_channel(bias, x32), x32, scale).to(x.dtype)
 
 
 def apply_norm(norm: str, x: torch.Tensor, params: dict[str, torch.Tensor], prefix: str,
