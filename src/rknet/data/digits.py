@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits as sklearn_digits
-from sklearn.model_selection import train_test_split
 
 from .raw import RawSplits
 
@@ -16,6 +14,9 @@ DIGITS_MAX_PIXEL = 16.0
 
 def load_digits() -> RawSplits:
     """1797 images (N, 1, 8, 8) scaled to [0, 1], 10 classes; 20% held out as a stratified test set."""
+    from sklearn.datasets import load_digits as sklearn_digits  # imported here: scikit-learn is slow to load
+    from sklearn.model_selection import train_test_split
+
     bunch = sklearn_digits()
     images = (bunch.images / DIGITS_MAX_PIXEL).astype(np.float32)[:, None]
     x_train, x_test, y_train, y_test = train_test_split(
