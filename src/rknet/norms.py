@@ -55,7 +55,7 @@ def tv_norm(x: torch.Tensor, bias: torch.Tensor, eps: float = TV_EPS) -> torch.T
     Computed in float32 under bf16/fp16 autocast (as autocast does for batch norm): the length of a short
     vector and the gradient through it are too coarse in 8 mantissa bits.
     """
-    x32 = x.float()
+    x32 = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
     scale = torch.rsqrt(x32.square().sum(dim=1, keepdim=True) + eps)
     return torch.addcmul(_per_channel(bias, x32), x32, scale).to(x.dtype)
 
