@@ -1,4 +1,4 @@
-"""The `rknet` command: train | eval | stability | spectrum | trajectories.
+"""The `rknet` command: train | eval | compare | stability | spectrum | trajectories.
 
 Errors become one line on stderr and a non-zero exit code.
 """
@@ -188,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     eval_parser.set_defaults(handler=_eval_command)
     _add_analysis_parsers(commands)
+    from .experiments import add_compare_parser  # imported here: it reuses this module's option help
+
+    add_compare_parser(commands)
     return parser
 
 
