@@ -8,53 +8,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from .experiments import add_compare_parser
+from .options import OPTION_HELP, add_config_options, comma_list
 from .training import TrainConfig, TrainingDiverged, evaluate_run, format_table, read_config_file, train
 from .training.evaluation import load_run
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 
-HELP = {
-    "data": "digits (default), peaks, swissroll, circles, npz:PATH, cifar10:DIR, cifar100:DIR, stl10:DIR",
-    "val_fraction": "share of the training set held out for validation (default 0.1)",
-    "widths": "block widths then the final width, comma-separated (default 16,32,64,64)",
-    "layer": "single, double, preactdouble, doublesym (default), antisymmetric",
-    "method": "euler, midpoint, heun, ralston, rk3, ssprk3, rk4 (default), rk38; reversible: leapfrog, hamiltonian",
-    "steps": "number of equal state steps per block (default 4)",
-    "final_time": "final time T of each block's ODE (default 4)",
-    "t_states": "explicit state times, comma-separated (overrides --steps/--final-time)",
-    "t_controls": "explicit control times, comma-separated (default: the state times)",
-    "control_steps": "equal control steps over [0, T] (alternative to --t-controls)",
-    "interpolation": "linear (default) or constant weights between control times",
-    "norm": "tv (default), batch or none",
-    "activation": "relu (default), tanh, identity, sigmoid, leaky_relu, gelu, silu, softplus",
-    "optimizer": "sgd (default), adam, adamw",
-    "lr": "base learning rate (default 0.1)",
-    "momentum": "SGD momentum (default 0.9)",
-    "nesterov": "Nesterov momentum for SGD",
-    "weight_decay": "weight decay on kernels; biases and norm parameters exempt (default 5e-4)",
-    "schedule": "cosine (default), step, constant",
-    "warmup_epochs": "linear learning-rate warm-up, in epochs (default 0)",
-    "step_epochs": "step schedule: epochs between drops (default 10)",
-    "step_gamma": "step schedule: factor per drop (default 0.1)",
-    "epochs": "training epochs (default 20)",
-    "batch_size": "mini-batch size (default 64)",
-    "seed": "random seed for initialisation, split and batches (default 0)",
-    "device": "auto (default), cpu or cuda",
-    "precision": "fp32 (default) or bf16 autocast",
-    "compile": "torch.compile the network (drops the last partial batch)",
-    "out": "output folder (default runs/DATA-METHOD-LAYER-TIME)",
-    "memory": "backprop (default) or checkpoint (recompute each step in the backward pass)",
-    "time_reg": "weight of the time regulariser sum_k |theta_k+1 - theta_k|^2 / dt_k on kernels (default 0)",
-    "clip": "box constraint: clamp kernel weights to [-CLIP, CLIP] after each step",
-    "multilevel": "cascadic training over refinement factors, e.g. 1,2,4 (epochs split over the levels)",
-    "compile_mode": "torch.compile mode: default, reduce-overhead (CUDA graphs), max-autotune, ...",
-    "channels_last": "channels_last memory format for images",
-    "fast": "the fast path: --compile with CUDA graphs, bf16 autocast, channels_last",
-}
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -64,40 +28,12 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
-def _comma_list(convert: Callable) -> Callable[[str], list]:
-    def parse(text: str) -> list:
-        try:
-            return [convert(item) for item in text.split(",") if item.strip()]
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from error
-    return parse
-
-
-def _option_type(field: dataclasses.Field) -> Callable[[str], object]:
-    if field.name in ("widths", "multilevel"):
-        return _comma_list(int)
-    if field.name in ("t_states", "t_controls"):
-        return _comma_list(float)
-    default = field.default
-    if field.name == "control_steps" or isinstance(default, int):
-        return int
-    if field.name == "clip" or isinstance(default, float):
-        return float
-    return str
-
-
 def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="TOML or YAML file of options (command-line options win)")
     parser.add_argument("--resume", metavar="OUT", help="continue the run in folder OUT where it stopped")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar (default: only on a terminal)")
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        if isinstance(field.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=HELP[field.name])
-        else:
-            parser.add_argument(flag, type=_option_type(field), default=None, help=HELP[field.name])
+    add_config_options(parser, dataclasses.fields(TrainConfig), OPTION_HELP)
 
 
 def _train_command(args: argparse.Namespace) -> int:
@@ -149,25 +85,28 @@ def _trajectories_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_parser(commands, name: str, help_text: str, out_default: str):
+    """A subcommand that reads a run folder and writes a figure (RUN, --out, --device)."""
+    parser = commands.add_parser(name, help=help_text)
+    parser.add_argument("run", help="run folder")
+    parser.add_argument("--out", help=f"PNG file (default RUN/{out_default})")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    return parser
+
+
 def _add_analysis_parsers(commands) -> None:
     stability = commands.add_parser("stability", help="plot stability regions |R(z)| <= 1 of integrators")
-    stability.add_argument("--methods", type=_comma_list(str), default=["euler", "heun", "rk3", "rk4"],
+    stability.add_argument("--methods", type=comma_list(str, "names"), default=["euler", "heun", "rk3", "rk4"],
                            help="methods, comma-separated (default euler,heun,rk3,rk4)")
     stability.add_argument("--out", default="stability.png", help="PNG file (default stability.png)")
     stability.set_defaults(handler=_stability_command)
-    spectrum = commands.add_parser(
-        "spectrum", help="Jacobian spectra h*lambda of a trained run over its method's stability region")
-    spectrum.add_argument("run", help="run folder")
+    spectrum = _run_parser(commands, "spectrum", "Jacobian spectra h*lambda of a trained run over its method's "
+                           "stability region", "spectra.png")
     spectrum.add_argument("--samples", type=int, default=4, help="test samples to analyse (default 4)")
-    spectrum.add_argument("--out", help="PNG file (default RUN/spectra.png)")
-    spectrum.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     spectrum.set_defaults(handler=_spectrum_command)
-    trajectories = commands.add_parser(
-        "trajectories", help="feature trajectories of a 2-D toy run (dense network of width 2)")
-    trajectories.add_argument("run", help="run folder")
+    trajectories = _run_parser(commands, "trajectories", "feature trajectories of a 2-D toy run (dense network "
+                               "of width 2)", "trajectories.png")
     trajectories.add_argument("--points", type=int, default=300, help="test points to draw (default 300)")
-    trajectories.add_argument("--out", help="PNG file (default RUN/trajectories.png)")
-    trajectories.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     trajectories.set_defaults(handler=_trajectories_command)
 
 
@@ -183,13 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Test accuracy of a run's model with other integrators or finer state grids "
                     "(same controls theta(t)).")
     eval_parser.add_argument("run", help="run folder (or its model.pt)")
-    eval_parser.add_argument("--method", type=_comma_list(str), help="methods, comma-separated")
-    eval_parser.add_argument("--steps", type=_comma_list(int), help="state step counts, comma-separated")
+    eval_parser.add_argument("--method", type=comma_list(str, "names"), help="methods, comma-separated")
+    eval_parser.add_argument("--steps", type=comma_list(int, "integers"), help="state step counts, comma-separated")
     eval_parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     eval_parser.set_defaults(handler=_eval_command)
     _add_analysis_parsers(commands)
-    from .experiments import add_compare_parser  # imported here: it reuses this module's option help
-
     add_compare_parser(commands)
     return parser
 

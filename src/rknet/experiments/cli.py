@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Callable
 
+from ..options import OPTION_HELP, add_config_options, comma_list
 from ..training.config import TrainConfig
 from .compare import run_grid
 from .grid import GRID_FIELDS, UNSUPPORTED_FIELDS, CompareSpec
@@ -18,24 +18,12 @@ DESCRIPTION = (
     "Exit code 1 when some run failed (the others are still reported).")
 
 
-def _items(convert: Callable[[str], object], what: str) -> Callable[[str], list]:
-    def parse(text: str) -> list:
-        try:
-            values = [convert(item.strip()) for item in text.split(",") if item.strip()]
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from error
-        if not values:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}")
-        return values
-    return parse
-
-
 def _control(text: str) -> int | None:
     return None if text.lower() in ("state", "states", "none") else int(text)
 
 
 def _widths_lists(text: str) -> list[list[int]]:
-    parse = _items(int, "integers")
+    parse = comma_list(int, "integers")
     lists = [parse(part) for part in text.split(";") if part.strip()]
     if not lists:
         raise argparse.ArgumentTypeError(f"expected widths such as 16,32,64,64, got {text!r}")
@@ -52,20 +40,6 @@ def _positive(text: str) -> int:
     return value
 
 
-def _option_type(field: dataclasses.Field) -> Callable[[str], object]:
-    """The argument type of a TrainConfig option, read from its annotation (e.g. `list[int] | None`)."""
-    annotation = str(field.type)
-    if "list[int]" in annotation:
-        return _items(int, "integers")
-    if "list[float]" in annotation:
-        return _items(float, "numbers")
-    if "float" in annotation:
-        return float
-    if "int" in annotation:
-        return int
-    return str
-
-
 def base_option_fields() -> list[dataclasses.Field]:
     """The TrainConfig options that stay fixed across the grid (everything the grid does not vary)."""
     return [f for f in dataclasses.fields(TrainConfig) if f.name not in GRID_FIELDS + UNSUPPORTED_FIELDS]
@@ -74,20 +48,16 @@ def base_option_fields() -> list[dataclasses.Field]:
 def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     """Register `compare` on `subparsers` (from `parser.add_subparsers(...)`); its handler is
     `compare_command`, set with `set_defaults(handler=...)`."""
-    try:
-        from ..cli import HELP
-    except ImportError:  # pragma: no cover - only when the CLI module is unavailable
-        HELP = {}
     parser = subparsers.add_parser("compare", help="train a grid of integrators x layers x ... and report",
                                    description=DESCRIPTION)
-    parser.add_argument("--data", default="digits", help=HELP.get("data", "data set (default digits)"))
-    parser.add_argument("--methods", type=_items(str, "names"), default=["rk4"],
+    parser.add_argument("--data", default="digits", help=OPTION_HELP.get("data", "data set (default digits)"))
+    parser.add_argument("--methods", type=comma_list(str, "names"), default=["rk4"],
                         help="integrators, comma-separated, e.g. euler,heun,rk4 (default rk4)")
-    parser.add_argument("--layers", type=_items(str, "names"), default=["doublesym"],
+    parser.add_argument("--layers", type=comma_list(str, "names"), default=["doublesym"],
                         help="layers, comma-separated, e.g. double,doublesym (default doublesym)")
-    parser.add_argument("--steps", type=_items(int, "integers"), default=[4],
+    parser.add_argument("--steps", type=comma_list(int, "integers"), default=[4],
                         help="state steps per block, comma-separated (default 4)")
-    parser.add_argument("--control-steps", type=_items(_control, "integers or 'state'"), default=[None],
+    parser.add_argument("--control-steps", type=comma_list(_control, "integers or 'state'"), default=[None],
                         help="equal control steps per block, comma-separated; 'state' puts the controls on the "
                              "state grid (default state)")
     parser.add_argument("--widths", type=_widths_lists, action="append", default=None,
@@ -100,13 +70,7 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar over the grid (default: only on a terminal)")
     fixed = parser.add_argument_group("fixed training options", "the same for every run; as for rknet train")
-    for field in base_option_fields():
-        flag = "--" + field.name.replace("_", "-")
-        if isinstance(field.default, bool) or str(field.type) == "bool":
-            fixed.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                               help=HELP.get(field.name))
-        else:
-            fixed.add_argument(flag, type=_option_type(field), default=None, help=HELP.get(field.name))
+    add_config_options(fixed, base_option_fields(), OPTION_HELP)
     parser.set_defaults(handler=compare_command)
     return parser
 
