@@ -20,7 +20,6 @@ import torch
 
 from ..block import DynamicBlock
 from ..grid import interpolation_weights
-from ..integrate import stage_terms
 from ..network import ODENet
 from ..tableau import ButcherTableau
 from .krylov import arnoldi_eigenvalues
@@ -80,7 +79,7 @@ def _evaluation_at(block: DynamicBlock, t: float) -> int:
     """The forward evaluation (k * stages + i) nearest t among the stages forward actually evaluates."""
     k = min(bisect.bisect_right(block.t_states, t) - 1, len(block.steps) - 1)
     fraction = (t - block.t_states[k]) / block.steps[k]
-    used = [i for i, needed in enumerate(stage_terms(block.tableau)[2]) if needed]
+    used = [i for i, needed in enumerate(block.terms.needed) if needed]
     stage = min(used, key=lambda i: abs(block.tableau.c[i] - fraction))
     return k * block.tableau.stages + stage
 
