@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .grid import RUNS, CompareSpec, Run, plan
+from .grid import RUNS, CompareSpec, Run, plan, plural
 from .plots import draw_all
 from .report import write_report
 from .results import SettingResult, collect, write_csv
@@ -57,8 +57,8 @@ def run_grid(spec: CompareSpec | dict[str, Any], *, show_progress: bool | None =
     (out / RUNS).mkdir(parents=True, exist_ok=True)
     (out / SPEC).write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
     pending = sum(run.state != "complete" for run in runs)
-    log(f"compare: {len(runs)} runs ({len(spec.settings())} settings x {len(spec.seed_list())} seeds), "
-        f"{len(runs) - pending} already complete; output {out}")
+    log(f"compare: {plural(len(runs), 'run')} ({plural(len(spec.settings()), 'setting')} x "
+        f"{plural(len(spec.seed_list()), 'seed')}), {len(runs) - pending} already complete; output {out}")
     outcomes = execute(runs, spec.workers, show_progress, log)
     results = collect(runs)
     csv = write_csv(results, out / RESULTS_CSV)

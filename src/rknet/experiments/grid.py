@@ -121,10 +121,10 @@ class CompareSpec:
             data=spec.data.strip(),
             methods=_names("methods", spec.methods),
             layers=_names("layers", spec.layers),
-            steps=_unique("steps", [_positive("steps", s) for s in _sequence("steps", spec.steps)]),
-            control_steps=_unique("control_steps", [None if c is None else _positive("control_steps", c)
+            steps=_unique([_positive("steps", s) for s in _sequence("steps", spec.steps)]),
+            control_steps=_unique([None if c is None else _positive("control_steps", c)
                                                     for c in _sequence("control_steps", spec.control_steps)]),
-            widths=_unique("widths", _widths(spec.widths)),
+            widths=_unique(_widths(spec.widths)),
             seeds=_seeds(spec.seeds),
             options=_options(spec.options),
             workers=_positive("workers", spec.workers),
@@ -241,7 +241,7 @@ def _sequence(name: str, values: Any) -> list:
     return list(values)
 
 
-def _unique(name: str, values: list) -> list:
+def _unique(values: list) -> list:
     unique = []
     for value in values:
         if value not in unique:
@@ -254,7 +254,7 @@ def _names(name: str, values: Any) -> list[str]:
     for value in names:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{name} must be names, got {value!r}")
-    return _unique(name, [value.strip().lower() for value in names])
+    return _unique([value.strip().lower() for value in names])
 
 
 def _positive(name: str, value: Any) -> int:
@@ -293,7 +293,7 @@ def _seeds(seeds: Any) -> int | list[int]:
     values = _sequence("seeds", seeds)
     if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in values):
         raise ValueError(f"seeds must be a positive count or non-negative integers, got {seeds!r}")
-    return _unique("seeds", values)
+    return _unique(values)
 
 
 def _options(options: Any) -> dict[str, Any]:

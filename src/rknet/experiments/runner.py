@@ -73,6 +73,7 @@ def execute(runs: list[Run], workers: int, show_progress: bool | None,
     total = len(runs)
     outcomes: dict[int, Outcome] = {}
     todo = [i for i, run in enumerate(runs) if run.state != "complete"]
+    pending = set(todo)
     threads = threads_per_worker(workers)
     with tqdm(total=total, desc="compare", unit="run", disable=not show_progress, dynamic_ncols=True) as bar:
         def report(index: int, outcome: Outcome) -> None:
@@ -82,11 +83,12 @@ def execute(runs: list[Run], workers: int, show_progress: bool | None,
                 log(f"[{len(outcomes)}/{total}] {describe(outcome)}")
 
         for index, run in enumerate(runs):
-            if index not in todo:
+            if index not in pending:
                 report(index, Outcome(run, "skipped"))
         if todo:
             context = multiprocessing.get_context("spawn")
-            fresh = {} if peak_resettable() else {"max_tasks_per_child": 1}
+            # a fresh process per run where the peak-RSS mark cannot be reset (needs Python 3.11+)
+            fresh = {} if peak_resettable() or sys.version_info < (3, 11) else {"max_tasks_per_child": 1}
             pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
                                        initializer=init_worker, initargs=(threads,), **fresh)
             try:
