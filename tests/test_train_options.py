@@ -91,3 +91,13 @@ def test_fast_path_agrees_with_eager_within_bf16_tolerance(tmp_path):
     for key, value in eager.model.state_dict().items():  # fp32 compiled: the same training, up to rounding
         if value.is_floating_point():
             torch.testing.assert_close(compiled.model.state_dict()[key], value, rtol=1e-2, atol=2e-3)
+
+
+def test_without_a_validation_split_the_last_epoch_model_is_kept(tmp_path):
+    result = run(tmp_path, "noval", steps=1, epochs=3, val_fraction=0.0)
+    assert json.loads((result.out / "summary.json").read_text())["best_epoch"] == 3
+
+
+def test_memory_mode_with_a_reversible_method_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="reversible"):
+        run(tmp_path, "bad", method="leapfrog", memory="checkpoint")

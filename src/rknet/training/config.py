@@ -137,6 +137,9 @@ class TrainConfig:
         if self.clip is not None and (not _number(self.clip) or not 0 < self.clip < float("inf")):
             raise ValueError(f"clip must be a positive number (the bound on kernel weights), got {self.clip!r}")
         self._validate_multilevel()
+        if self.method in REVERSIBLE_METHODS and self.memory != "backprop":
+            raise ValueError(f"--memory applies to Runge-Kutta blocks; {self.method} blocks are reversible "
+                             "already (O(1) memory), leave --memory at backprop")
         self.state_times()
         self.control_times()
         if not isinstance(self.data, str) or not self.data:

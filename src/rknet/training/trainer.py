@@ -186,7 +186,8 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
                 best = {"val_acc": None, "epoch": 0, "state": None}
             record = _run_epoch(epoch, config, run, loader, data, device, show_progress)
             history.append(record)
-            if best["state"] is None or (record["val_acc"] is not None and record["val_acc"] > best["val_acc"]):
+            # Best by validation accuracy; without a validation split, the latest model.
+            if record["val_acc"] is None or best["state"] is None or record["val_acc"] > best["val_acc"]:
                 best = {"val_acc": record["val_acc"], "epoch": epoch,
                         "state": {k: v.detach().clone() for k, v in run.model.state_dict().items()}}
             if main_process:
@@ -220,6 +221,7 @@ def _refine(run: _Run, config: TrainConfig, data: Dataset, device: torch.device,
             epoch: int, refinements: list[dict[str, Any]], log) -> _Run:
     """Move to the next multilevel level: refine the network, record accuracy before and after."""
     levels = config.levels()
+    split = "validation" if len(data.x_val) else "training"
     _, before = evaluate(run.model, *_selection_split(data), config.batch_size * 4, device)
     steps_before = len(run.model.config["t_states"]) - 1
     refined = run.model.refine(levels[run.level + 1] // levels[run.level], controls=_refines_controls(config))
@@ -228,7 +230,7 @@ def _refine(run: _Run, config: TrainConfig, data: Dataset, device: torch.device,
     steps_after = len(run.model.config["t_states"]) - 1
     refinements.append({"epoch": epoch, "steps_before": steps_before, "steps_after": steps_after,
                         "val_acc_before": before, "val_acc_after": after, "params": _parameters(run.model)})
-    log(f"refined {steps_before} -> {steps_after} steps per block before epoch {epoch}: validation accuracy "
+    log(f"refined {steps_before} -> {steps_after} steps per block before epoch {epoch}: {split} accuracy "
         f"{100 * before:.2f}% before, {100 * after:.2f}% right after ({_parameters(run.model):,} parameters)")
     return run
 
