@@ -28,6 +28,13 @@ def test_multilevel_refines_coarse_to_fine_and_records_accuracy_around_each_refi
     assert rknet.load(result.out).config["t_states"] == [0.0, 1.0, 2.0, 3.0, 4.0]
 
 
+def test_multilevel_refines_the_best_network_of_the_level(tmp_path):
+    result = run(tmp_path, "ml", steps=1, epochs=6, multilevel=[1, 2], lr=0.3, seed=4)
+    level_accuracies = [r["val_acc"] for r in read_metrics(result.out)[:3]]
+    refinement = json.loads((result.out / "summary.json").read_text())["refinements"][0]
+    assert refinement["val_acc_before"] == max(level_accuracies)
+
+
 def test_multilevel_resume_rebuilds_the_refined_network(tmp_path):
     result = run(tmp_path, "ml", steps=1, epochs=2, multilevel=[1, 2])
     folder = result.out

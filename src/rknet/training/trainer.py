@@ -182,6 +182,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     try:
         for epoch in range(first_epoch, config.epochs + 1):
             if run.level + 1 < len(config.levels()) and epoch == _level_start(config, run.level + 1):
+                run.model.load_state_dict(best["state"])  # the level's best-by-validation network
                 run = _refine(run, config, data, device, len(loader), epoch, refinements, log)
                 best = {"val_acc": None, "epoch": 0, "state": None}
             record = _run_epoch(epoch, config, run, loader, data, device, show_progress)
@@ -219,14 +220,19 @@ def _parameters(model: torch.nn.Module) -> int:
 
 def _refine(run: _Run, config: TrainConfig, data: Dataset, device: torch.device, iterations_per_epoch: int,
             epoch: int, refinements: list[dict[str, Any]], log) -> _Run:
-    """Move to the next multilevel level: refine the network, record accuracy before and after."""
+    """Move to the next multilevel level: refine the network, record accuracy before and after (as the
+    run evaluates: same precision and memory format)."""
     levels = config.levels()
     split = "validation" if len(data.x_val) else "training"
-    _, before = evaluate(run.model, *_selection_split(data), config.batch_size * 4, device)
+    def accuracy(model: ODENet) -> float:
+        return evaluate(model, *_selection_split(data), config.batch_size * 4, device, config.precision,
+                        config.channels_last)[1]
+
+    before = accuracy(run.model)
     steps_before = len(run.model.config["t_states"]) - 1
     refined = run.model.refine(levels[run.level + 1] // levels[run.level], controls=_refines_controls(config))
     run = _Run(config, refined, run.level + 1, iterations_per_epoch, device)
-    _, after = evaluate(run.model, *_selection_split(data), config.batch_size * 4, device)
+    after = accuracy(run.model)
     steps_after = len(run.model.config["t_states"]) - 1
     refinements.append({"epoch": epoch, "steps_before": steps_before, "steps_after": steps_after,
                         "val_acc_before": before, "val_acc_after": after, "params": _parameters(run.model)})
