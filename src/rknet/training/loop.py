@@ -68,7 +68,8 @@ def train_epoch(runner: nn.Module, model: nn.Module, batches: Iterable, total: i
     averaged gradient is that of the global batch's mean loss, as on one process.
     """
     runner.train()
-    sums = torch.zeros(3, device=device)  # loss sum, correct, samples
+    sums = torch.zeros(2, device=device)  # loss sum, correct
+    samples = 0
     world = distributed.world_size()
     gradient_norms: dict[str, float] = {}
     for index, (x_global, y_global) in enumerate(progress(batches, total, description, show_progress)):
@@ -89,9 +90,10 @@ def train_epoch(runner: nn.Module, model: nn.Module, batches: Iterable, total: i
         scheduler.step()
         if options.clip is not None:
             clip_weights_(model, options.clip)
-        sums += torch.stack([loss_sum.detach(), (logits.detach().argmax(1) == y).sum(),
-                             torch.tensor(len(y), device=device)])
-    loss, correct, samples = distributed.all_reduce_sum(sums).tolist()
+        sums += torch.stack([loss_sum.detach(), (logits.detach().argmax(1) == y).sum()])
+        samples += len(y)  # counted on the host: no copy to the device per step
+    totals = torch.cat([sums, sums.new_tensor([samples])])
+    loss, correct, samples = distributed.all_reduce_sum(totals).tolist()
     penalty = time_regularization(model).item() if options.time_reg else 0.0
     return EpochResult(loss / samples, correct / samples, int(samples), penalty, gradient_norms)
 
