@@ -1,18 +1,18 @@
-"""Bytes the autograd graph holds for the backward pass, against the number of steps, per memory mode.
+"""Bytes a forward pass leaves allocated for the backward pass, against the number of steps, per memory mode.
 
 Run: python benchmarks/memory.py   (CPU, a minute or two; float32; DoubleSym, 16 channels, 32x32, batch 8)
+     python benchmarks/memory.py --compiled   (the default CIFAR-shaped ODENet as on the fast path:
+     torch.compile, bf16 autocast, channels_last; each memory mode; several minutes of compiling on a CPU)
 
-What is counted: every tensor packed by `torch.autograd.graph.saved_tensors_hooks` during the forward
-pass, deduplicated by storage (`untyped_storage().data_ptr()`), each storage counted once at its full
-`nbytes()` (a saved view holds its whole storage). Storages of the model's parameters are left out: the
-model holds them whatever the mode. The input batch is counted where the graph saves it.
+What is counted (`rknet.analysis.memory.held_for_backward`): every storage created during the forward
+pass that is still alive when it returns, other than the output's, each once at its full size. That is
+what autograd's graph, checkpointing and selective checkpointing's caches and the reversible blocks'
+Functions hold until backward. The input batch and the parameters are not counted (they exist anyway).
+Not counted either: the transient memory of one step recomputed during the backward pass.
 
-Checkpoint: non-reentrant `torch.utils.checkpoint` packs the tensors saved inside each step with its
-own inner hooks into placeholders that hold nothing; the step's inputs are saved through an outer no-op
-Function, which these (outer) hooks see. So the count is what the graph really holds between forward and
-backward: one state per step. Not counted: the transient memory of one step recomputed during backward.
-Reversible: the custom Function saves the final pair of states (and the parameters, left out); nothing
-per step.
+With --compiled the dispatch-level count is blind (compiled code allocates directly), so the tensors the
+compiled forward saves for backward are counted instead, as `saved_tensors_hooks` see them (distinct
+storages, parameters excluded), per image.
 """
 
 from __future__ import annotations
@@ -22,12 +22,13 @@ import argparse
 import torch
 
 import rknet
+from rknet.analysis.memory import held_for_backward
 from rknet.block import DynamicBlock
 from rknet.layers import DoubleSym
 from rknet.reversible import HamiltonianBlock, LeapfrogBlock
 
 STEPS = (8, 16, 32, 64)
-MODES = ("backprop", "checkpoint", "leapfrog", "hamiltonian")
+MODES = ("backprop", "selective", "checkpoint", "leapfrog", "hamiltonian")
 REVERSIBLE_GROWTH = 1.2
 CHECKPOINT_SLOPE = 0.25
 
@@ -42,8 +43,13 @@ def make_block(mode: str, steps: int, channels: int, norm: str | None) -> torch.
     return DynamicBlock(layer, "rk4", grid, memory=mode)
 
 
-def saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """Bytes of the distinct non-parameter storages saved for backward by model(x)."""
+def held(block: torch.nn.Module, x: torch.Tensor) -> int:
+    """Bytes held for backward by block(x)."""
+    return held_for_backward(lambda: block(x))
+
+
+def saved_by_compiled(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the distinct non-parameter storages that the compiled model(x) saves for backward."""
     parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
     held: dict[int, int] = {}
 
@@ -54,26 +60,44 @@ def saved_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        output = model(x.requires_grad_())
-    del output
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            model(x).sum().backward()
     return sum(held.values())
+
+
+def compiled_network(batch: int) -> None:
+    """Saved bytes per image of the default ODENet compiled with bf16 autocast, per memory mode."""
+    x = torch.randn(batch, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    print(f"Saved for backward by the compiled default ODENet (bf16 autocast, channels_last, batch {batch}), "
+          f"MiB per image\n\n| mode | MiB per image | vs backprop |\n|---|---|---|")
+    per_image = {}
+    for mode in ("backprop", "selective", "checkpoint"):
+        torch.manual_seed(0)
+        model = torch.compile(rknet.ODENet(3, 10, memory=mode))
+        saved_by_compiled(model, x)  # compiles
+        per_image[mode] = saved_by_compiled(model, x) / batch / 2 ** 20
+        print(f"| {mode} | {per_image[mode]:.2f} | {per_image[mode] / per_image['backprop']:.2f}x |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compiled", action="store_true",
+                        help="the compiled default network per memory mode, instead of the step table")
     parser.add_argument("--channels", type=int, default=16)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--norm", default="tv", choices=["tv", "none"])
     args = parser.parse_args()
+    if args.compiled:
+        compiled_network(args.batch)
+        return
     torch.manual_seed(0)
-    x = torch.randn(args.batch, args.channels, args.size, args.size)
+    x = torch.randn(args.batch, args.channels, args.size, args.size, requires_grad=True)
     norm = None if args.norm == "none" else args.norm
-    table = {mode: [saved_bytes(make_block(mode, n, args.channels, norm), x.clone()) for n in STEPS]
-             for mode in MODES}
+    table = {mode: [held(make_block(mode, n, args.channels, norm), x) for n in STEPS] for mode in MODES}
 
     mib = 2 ** 20
-    print(f"Saved for backward (MiB), DoubleSym {args.channels} channels, {args.size}x{args.size}, batch "
+    print(f"Held for backward (MiB), DoubleSym {args.channels} channels, {args.size}x{args.size}, batch "
           f"{args.batch}, norm {args.norm}, float32; one state = {x.numel() * x.element_size() / mib:g} MiB\n")
     print("| mode | " + " | ".join(f"{n} steps" for n in STEPS) + f" | growth {STEPS[0]}->{STEPS[-1]} |")
     print("|---" * (len(STEPS) + 2) + "|")
@@ -88,6 +112,8 @@ def main() -> None:
           f"{'holds' if reversible <= REVERSIBLE_GROWTH else 'FAILS'}")
     print(f"checkpoint bytes per extra step / backprop's: {ratio:.3f} (goal <= {CHECKPOINT_SLOPE}): "
           f"{'holds' if ratio <= CHECKPOINT_SLOPE else 'FAILS'}")
+    print(f"selective bytes per extra step / backprop's: {slope['selective'] / slope['backprop']:.3f} "
+          "(no convolution recomputed)")
 
 
 if __name__ == "__main__":

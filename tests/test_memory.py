@@ -4,8 +4,10 @@ import copy
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import rknet
+from rknet.analysis.memory import held_for_backward
 from rknet.block import DynamicBlock
 from rknet.layers import make_layer
 from rknet.reversible import HamiltonianBlock, LeapfrogBlock
@@ -48,22 +50,27 @@ def saved_storages(block, y):
     return list(held.values())
 
 
-def dynamic_pair(norm, dims=2, **kwargs):
+RECOMPUTING = ["checkpoint", "selective"]
+
+
+def dynamic_pair(norm, dims=2, memory="checkpoint", **kwargs):
     layer = make_layer("double" if norm == "batch" else "doublesym", 3, dims=dims, activation="tanh", norm=norm)
     plain = perturbed(DynamicBlock(layer, "rk4", [0, 0.5, 1, 1.5], **kwargs).double())
-    checkpointed = DynamicBlock(layer, "rk4", [0, 0.5, 1, 1.5], memory="checkpoint", **kwargs).double()
+    checkpointed = DynamicBlock(layer, "rk4", [0, 0.5, 1, 1.5], memory=memory, **kwargs).double()
     checkpointed.load_state_dict(plain.state_dict())
     return plain, checkpointed
 
 
+@pytest.mark.parametrize("memory", RECOMPUTING)
 @pytest.mark.parametrize("norm", ["tv", "batch"])
-def test_checkpoint_gives_backprop_gradients(norm):
-    plain, checkpointed = dynamic_pair(norm, t_controls=[0, 1.5])
+def test_checkpoint_gives_backprop_gradients(norm, memory):
+    plain, checkpointed = dynamic_pair(norm, memory=memory, t_controls=[0, 1.5])
     assert_same_gradients(checkpointed, plain, torch.randn(4, 3, 5, 5, dtype=torch.float64))
 
 
-def test_checkpoint_updates_batch_norm_statistics_once_per_training_step():
-    plain, checkpointed = dynamic_pair("batch", dims=1)
+@pytest.mark.parametrize("memory", RECOMPUTING)
+def test_checkpoint_updates_batch_norm_statistics_once_per_training_step(memory):
+    plain, checkpointed = dynamic_pair("batch", dims=1, memory=memory)
     y = torch.randn(6, 3, 7, dtype=torch.float64)
     for block in (plain, checkpointed):
         optimizer = torch.optim.SGD(block.parameters(), lr=0.1)
@@ -76,8 +83,9 @@ def test_checkpoint_updates_batch_norm_statistics_once_per_training_step():
         torch.testing.assert_close(checkpointed.get_parameter(name), parameter, rtol=1e-12, atol=1e-14)
 
 
-def test_checkpoint_in_eval_mode_and_without_grad():
-    plain, checkpointed = dynamic_pair("batch", dims=0)
+@pytest.mark.parametrize("memory", RECOMPUTING)
+def test_checkpoint_in_eval_mode_and_without_grad(memory):
+    plain, checkpointed = dynamic_pair("batch", dims=0, memory=memory)
     plain.eval(), checkpointed.eval()
     assert_same_gradients(checkpointed, plain, torch.randn(4, 3, dtype=torch.float64))
     with torch.no_grad():
@@ -92,8 +100,71 @@ def test_checkpoint_holds_only_each_steps_input():
     assert len(saved_storages(plain, y)) > 3 * 4
 
 
+def test_held_for_backward_counts_what_the_graph_keeps():
+    x = torch.randn(100, requires_grad=True)
+    assert held_for_backward(lambda: (x * 2).exp()) == 0  # exp saves its output, which is returned
+    assert held_for_backward(lambda: (x * 2).sin()) == 400  # sin saves its input, x * 2
+    assert held_for_backward(lambda: (x * 2).sin().detach()) == 0  # no graph, nothing held
+    with torch.no_grad():
+        assert held_for_backward(lambda: (x * 2).sin()) == 0
+
+
+class ConvolutionCount(TorchDispatchMode):
+    """Counts forward convolutions run while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += func is torch.ops.aten.convolution.default
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("norm", ["tv", "batch"])
+def test_memory_modes_hold_what_they_promise(norm):
+    """In units of one state: checkpoint keeps the inputs of steps 2..N, selective those plus the output of
+    every convolution (two per evaluation) and runs no convolution again; backprop keeps more."""
+    y = torch.randn(2, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    state = y.numel() * y.element_size()
+    plain, checkpointed = dynamic_pair(norm)
+    selective = dynamic_pair(norm, memory="selective")[1]
+    evaluations, steps = plain.evaluations_per_forward, len(plain.steps)
+    held = {block.memory: held_for_backward(lambda block=block: block(y)) / state
+            for block in (plain, checkpointed, selective)}
+    assert held["checkpoint"] == steps - 1
+    assert held["selective"] == 2 * evaluations + steps - 1
+    assert held["backprop"] > held["selective"] + evaluations
+    recomputed = {}
+    for block in (plain, checkpointed, selective):
+        output = block(y)
+        with ConvolutionCount() as counter:
+            output.sum().backward()
+        recomputed[block.memory] = counter.count
+    # checkpoint reruns the step up to its last saved tensor (all but the final convolution of a step)
+    assert recomputed["backprop"] == recomputed["selective"] == 0
+    assert 2 * evaluations - steps <= recomputed["checkpoint"] <= 2 * evaluations
+
+
+@pytest.mark.parametrize("memory", RECOMPUTING)
+def test_compiled_recomputing_modes_match_eager_backprop(memory):
+    """Under torch.compile the partitioner does the recomputation: same outputs, gradients and batch-norm
+    statistics as eager backprop."""
+    layer = make_layer("double", 3, dims=0, activation="tanh", norm="batch")
+    plain = perturbed(DynamicBlock(layer, "heun", [0, 0.5]).double())
+    other = DynamicBlock(layer, "heun", [0, 0.5], memory=memory).double()
+    other.load_state_dict(plain.state_dict())
+    compiled = torch.compile(other)
+    y = torch.randn(6, 3, dtype=torch.float64)
+    weight = torch.randn_like(y)
+    for ours, reference in zip(gradients(compiled, y, weight), gradients(plain, y, weight), strict=True):
+        torch.testing.assert_close(ours, reference, rtol=1e-9, atol=1e-12)
+    for name, buffer in plain.named_buffers():
+        torch.testing.assert_close(other.get_buffer(name), buffer, rtol=1e-12, atol=1e-14)
+
+
 def test_unknown_memory_mode():
-    with pytest.raises(ValueError, match="unknown memory mode 'recompute'; valid: backprop, checkpoint"):
+    with pytest.raises(ValueError, match="unknown memory mode 'recompute'; valid: backprop, selective, checkpoint"):
         DynamicBlock(make_layer("single", 2, dims=0), memory="recompute")
     with pytest.raises(ValueError, match="valid: reversible, backprop"):
         LeapfrogBlock(make_layer("single", 2, dims=0), memory="checkpoint")

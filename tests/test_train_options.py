@@ -59,10 +59,11 @@ def test_clip_bounds_kernel_weights(tmp_path):
         assert block.controls["K"].abs().max() <= 0.05 + 1e-7
 
 
-def test_checkpoint_memory_mode_trains_like_backprop(tmp_path):
+@pytest.mark.parametrize("memory", ["checkpoint", "selective"])
+def test_recomputing_memory_modes_train_like_backprop(tmp_path, memory):
     backprop = run(tmp_path, "backprop", steps=2, epochs=1, norm="batch")
-    checkpoint = run(tmp_path, "checkpoint", steps=2, epochs=1, norm="batch", memory="checkpoint")
-    assert checkpoint.test_loss == pytest.approx(backprop.test_loss, rel=1e-4)
+    recomputing = run(tmp_path, memory, steps=2, epochs=1, norm="batch", memory=memory)
+    assert recomputing.test_loss == pytest.approx(backprop.test_loss, rel=1e-4)
 
 
 @pytest.mark.parametrize("method", ["leapfrog", "hamiltonian"])

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
 from .grid import (
     Weights,
@@ -26,7 +28,17 @@ from .norms import BatchStats
 from .specs import ParameterSpec
 from .tableau import ButcherTableau, get_tableau
 
-MEMORY_MODES: tuple[str, ...] = ("backprop", "checkpoint")
+MEMORY_MODES: tuple[str, ...] = ("backprop", "selective", "checkpoint")
+
+# The costly operations, whose outputs selective checkpointing keeps: convolutions and matrix products.
+PRODUCTS = frozenset({torch.ops.aten.convolution.default, torch.ops.aten.mm.default,
+                      torch.ops.aten.addmm.default, torch.ops.aten.bmm.default})
+
+
+def keep_products(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> CheckpointPolicy:
+    """Selective checkpointing policy: save what convolutions and matrix products return, recompute the
+    rest (norms, activations, stage combinations: cheap, and fused into the backward pass when compiled)."""
+    return CheckpointPolicy.MUST_SAVE if op in PRODUCTS else CheckpointPolicy.PREFER_RECOMPUTE
 
 
 def check_memory(memory: str, modes: tuple[str, ...] = MEMORY_MODES) -> str:
@@ -61,6 +73,8 @@ class DynamicBlock(nn.Module):
 
     `memory="checkpoint"` keeps only each step's input for the backward pass and recomputes the step's
     stages there (when grad is enabled): activation memory grows with the steps, not with steps x stages.
+    `memory="selective"` keeps the outputs of the convolutions (matrix products) and recomputes only the
+    cheap operations between them: about a third less memory than backprop, no convolution run twice.
     """
 
     def __init__(self, layer: Layer, method: str | ButcherTableau = "rk4",
@@ -85,7 +99,6 @@ class DynamicBlock(nn.Module):
         for site in layer.batch_norm_sites():
             self.register_buffer(f"{site}_running_mean", torch.zeros(evaluations, layer.channels))
             self.register_buffer(f"{site}_running_var", torch.ones(evaluations, layer.channels))
-        self._recomputing = False
 
     @property
     def evaluations_per_forward(self) -> int:
@@ -109,29 +122,43 @@ class DynamicBlock(nn.Module):
         return cache[weights]
 
     def _stats(self, evaluation: int) -> dict[str, BatchStats]:
-        """This evaluation's running statistics; scratch copies while a checkpoint recomputes a step,
-        so that the recomputation (same operations, same saved tensors) does not update them twice."""
-        stats = {}
-        for site in self.layer.batch_norm_sites():
-            mean = getattr(self, f"{site}_running_mean")[evaluation]
-            var = getattr(self, f"{site}_running_var")[evaluation]
-            if self._recomputing:
-                mean, var = mean.clone(), var.clone()
-            stats[site] = BatchStats(mean, var)
-        return stats
+        """This evaluation's running statistics, updated in place by batch norm while training."""
+        return {site: BatchStats(getattr(self, f"{site}_running_mean")[evaluation],
+                                 getattr(self, f"{site}_running_var")[evaluation])
+                for site in self.layer.batch_norm_sites()}
 
     @contextlib.contextmanager
-    def _recomputation(self) -> Iterator[None]:
-        self._recomputing = True
+    def _recomputation(self, policy: contextlib.AbstractContextManager) -> Iterator[None]:
+        """Around an eager recomputation of a step: its batch-norm updates run a second time, so the
+        running statistics are put back afterwards (copies taken outside `policy`, whose op sequence must
+        match the forward's)."""
+        before = [(buffer, buffer.clone()) for buffer in self.buffers(recurse=False)]
         try:
-            yield
+            with policy:
+                yield
         finally:
-            self._recomputing = False
+            with torch.no_grad():
+                for buffer, value in before:
+                    buffer.copy_(value)
 
     def _checkpoint_contexts(self) -> tuple[contextlib.AbstractContextManager, ...]:
-        """For `checkpoint(context_fn=...)`: nothing around the forward, scratch statistics around the
-        recomputation."""
-        return contextlib.nullcontext(), self._recomputation()
+        """For `checkpoint(context_fn=...)` in eager mode: the selective policy where chosen, and the
+        running statistics restored after the recomputation."""
+        if self.memory == "selective":
+            forward, recompute = create_selective_checkpoint_contexts(keep_products)
+        else:
+            forward, recompute = contextlib.nullcontext(), contextlib.nullcontext()
+        return forward, self._recomputation(recompute)
+
+    def _checkpoint_options(self) -> dict[str, Any]:
+        """Keyword arguments of `checkpoint` for this memory mode. Under torch.compile the partitioner
+        recomputes only the functional part of a step, so the batch-norm updates run once anyway; the
+        selective policy is then passed as a plain function, as compile needs."""
+        if not torch.compiler.is_compiling():
+            return {"context_fn": self._checkpoint_contexts}
+        if self.memory == "selective":
+            return {"context_fn": functools.partial(create_selective_checkpoint_contexts, keep_products)}
+        return {}
 
     def _step(self, y: torch.Tensor, k: int, cache: dict | None = None) -> torch.Tensor:
         """Step k of the forward pass; `cache` shares interpolated controls between steps."""
@@ -145,10 +172,11 @@ class DynamicBlock(nn.Module):
         return rk_step(slope, y, self.steps[k], self.terms)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        if self.memory == "checkpoint" and torch.is_grad_enabled():
+        if self.memory != "backprop" and torch.is_grad_enabled():
+            options = self._checkpoint_options()
             # A fresh cache per step: the recomputation must rebuild exactly what the step saved.
             for k in range(len(self.steps)):
-                y = checkpoint(self._step, y, k, use_reentrant=False, context_fn=self._checkpoint_contexts)
+                y = checkpoint(self._step, y, k, use_reentrant=False, **options)
             return y
         cache: dict = {}
         for k in range(len(self.steps)):

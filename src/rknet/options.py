@@ -36,7 +36,8 @@ OPTION_HELP = {
     "precision": "fp32 (default) or bf16 autocast",
     "compile": "torch.compile the network (drops the last partial batch)",
     "out": "output folder (default runs/DATA-METHOD-LAYER-TIME)",
-    "memory": "backprop (default) or checkpoint (recompute each step in the backward pass)",
+    "memory": "backprop (default), selective (keep convolution outputs, recompute the rest) or checkpoint "
+              "(keep each step's input, recompute the step in the backward pass)",
     "time_reg": "weight of the time regulariser sum_k |theta_k+1 - theta_k|^2 / dt_k on kernels (default 0)",
     "clip": "box constraint: clamp kernel weights to [-CLIP, CLIP] after each step",
     "multilevel": "cascadic training over refinement factors, e.g. 1,2,4 (epochs split over the levels)",
