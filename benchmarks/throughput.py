@@ -5,8 +5,13 @@ Implementations, timed in interleaved rounds on the same synthetic CIFAR-shaped 
   rknet-fast     the fast path: torch.compile (mode reduce-overhead = CUDA graphs on a GPU), bf16 autocast,
                  channels_last, fused SGD (on a CPU: compile and channels_last, fp32)
   torchdiffeq    the same network with each block integrated by torchdiffeq's odeint (below)
+  rknet-fast-selective, rknet-fast-checkpoint   the fast path with `memory="selective"` (convolution
+                 outputs kept, the rest recomputed) and `memory="checkpoint"` (each step recomputed):
+                 the memory / speed trade-off
   euler, euler-fast   the same network with forward Euler over the same 4 steps: the RK4/Euler cost ratio
                  (ideal: 4, the number of layer evaluations per step)
+On a GPU `torch.backends.cudnn.benchmark` is on for every implementation (as `rknet train --fast` sets it);
+`--no-cudnn-benchmark` turns it off.
 Also printed: ratios, and the time of a CIFAR-10 epoch (50,000 images) at the fast path's rate.
 
 Both sides share one `rknet.ODENet(3, 10)` instance (opening, blocks, connectors, classifier, parameters).
@@ -207,6 +212,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--skip", default="", help="comma-separated implementations to leave out")
     parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (momentum 0.9)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-cudnn-benchmark", dest="cudnn_benchmark", action="store_false",
+                        help="leave cuDNN's algorithm search off (on by default on a GPU)")
     args = parser.parse_args()
     for name, value in DEFAULTS["cuda" if args.device.startswith("cuda") else "cpu"].items():
         if getattr(args, name) is None:
@@ -221,7 +228,7 @@ def print_header(args: argparse.Namespace, device: torch.device, net: rknet.ODEN
     print(f"device: {device_name(device)}")
     print(f"torch {torch.__version__}, torchdiffeq {torchdiffeq.__version__}, rknet {rknet.__version__}")
     print(f"default ODENet ({parameters:,} parameters), {args.warmup} warmup + {args.steps} timed steps per "
-          f"round, {args.rounds} rounds each, interleaved")
+          f"round, {args.rounds} rounds each, interleaved; cudnn.benchmark {torch.backends.cudnn.benchmark}")
 
 
 def print_equality(net: rknet.ODENet, twin: TorchdiffeqODENet, images: torch.Tensor) -> None:
@@ -262,15 +269,24 @@ def implementations(args: argparse.Namespace, device: torch.device
     torch.manual_seed(args.seed)
     net = rknet.ODENet(in_channels=3, num_classes=10).to(device)
     twin = TorchdiffeqODENet(copy.deepcopy(net)).to(device)
-    euler = rknet.ODENet(in_channels=3, num_classes=10, method="euler").to(device)
-    euler.load_state_dict(net.state_dict())
+
+    def variant(**options: str) -> rknet.ODENet:
+        """The same network and weights with other options (method, memory mode)."""
+        other = rknet.ODENet(in_channels=3, num_classes=10, **options).to(device)
+        other.load_state_dict(net.state_dict())
+        return other
 
     def eager(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], None]:
         return functools.partial(training_step, model, torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9))
 
-    steps = {"rknet": lambda: eager(net), "rknet-fast": lambda: fast_training_step(copy.deepcopy(net), device, args.lr),
-             "torchdiffeq": lambda: eager(twin), "euler": lambda: eager(euler),
-             "euler-fast": lambda: fast_training_step(copy.deepcopy(euler), device, args.lr)}
+    def fast(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        return fast_training_step(model, device, args.lr)
+
+    steps = {"rknet": lambda: eager(net), "rknet-fast": lambda: fast(copy.deepcopy(net)),
+             "rknet-fast-selective": lambda: fast(variant(memory="selective")),
+             "rknet-fast-checkpoint": lambda: fast(variant(memory="checkpoint")),
+             "torchdiffeq": lambda: eager(twin), "euler": lambda: eager(variant(method="euler")),
+             "euler-fast": lambda: fast(variant(method="euler"))}
     skipped = {name for name in args.skip.split(",") if name}
     return {name: make() for name, make in steps.items() if name not in skipped}, net, twin
 
@@ -278,6 +294,7 @@ def implementations(args: argparse.Namespace, device: torch.device
 def main() -> None:
     args = parse_args()
     device = torch.device(args.device)
+    torch.backends.cudnn.benchmark = device.type == "cuda" and args.cudnn_benchmark
     steps, net, twin = implementations(args, device)
     print_header(args, device, net)
     for batch_size in args.batch_sizes:

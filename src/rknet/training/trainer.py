@@ -121,6 +121,10 @@ class _Run:
         if distributed.active():
             runner = DistributedDataParallel(runner, broadcast_buffers=False)
         self.runner = torch.compile(runner, mode=config.compile_mode) if config.compile else runner
+        if config.compile and device.type == "cuda":
+            # Compiled runs see one batch shape (the last partial batch is dropped): let cuDNN time its
+            # convolution algorithms once for it.
+            torch.backends.cudnn.benchmark = True
 
 
 def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | Path | None = None,
