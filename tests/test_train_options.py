@@ -29,10 +29,20 @@ def test_multilevel_refines_coarse_to_fine_and_records_accuracy_around_each_refi
 
 
 def test_multilevel_refines_the_best_network_of_the_level(tmp_path):
-    result = run(tmp_path, "ml", steps=1, epochs=6, multilevel=[1, 2], lr=0.3, seed=4)
+    result = run(tmp_path, "ml", steps=1, epochs=6, multilevel=[1, 2], lr=0.3, seed=4, level_schedule="restart")
     level_accuracies = [r["val_acc"] for r in read_metrics(result.out)[:3]]
     refinement = json.loads((result.out / "summary.json").read_text())["refinements"][0]
     assert refinement["val_acc_before"] == max(level_accuracies)
+
+
+def test_multilevel_learning_rate_restarts_per_level_or_continues_over_the_run(tmp_path):
+    rates = {schedule: [r["lr"] for r in read_metrics(run(tmp_path, schedule, steps=1, epochs=4, multilevel=[1, 2],
+                                                          level_schedule=schedule).out)]
+             for schedule in ("restart", "continue")}
+    single = [r["lr"] for r in read_metrics(run(tmp_path, "single", steps=2, epochs=4).out)]
+    assert rates["continue"] == pytest.approx(single)
+    assert rates["restart"][2] == rates["restart"][0] == TOY["lr"] > rates["continue"][2]
+    assert rates["restart"][:2] == pytest.approx([TOY["lr"], TOY["lr"] / 2])  # cosine over 2 epochs
 
 
 def test_multilevel_resume_rebuilds_the_refined_network(tmp_path):

@@ -41,6 +41,8 @@ OPTION_HELP = {
     "time_reg": "weight of the time regulariser sum_k |theta_k+1 - theta_k|^2 / dt_k on kernels (default 0)",
     "clip": "box constraint: clamp kernel weights to [-CLIP, CLIP] after each step",
     "multilevel": "cascadic training over refinement factors, e.g. 1,2,4 (epochs split over the levels)",
+    "level_schedule": "multilevel: continue (default) one learning-rate schedule over the whole run, or "
+                      "restart it at each level",
     "compile_mode": "torch.compile mode: default, reduce-overhead (CUDA graphs), max-autotune, ...",
     "channels_last": "channels_last memory format for images",
     "fast": "the fast path: --compile with CUDA graphs, bf16 autocast, channels_last",

@@ -19,6 +19,7 @@ from ..norms import check_norm
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
+LEVEL_SCHEDULES = ("continue", "restart")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -57,6 +58,7 @@ class TrainConfig:
     time_reg: float = 0.0
     clip: float | None = None
     multilevel: list[int] | None = None
+    level_schedule: str = "continue"
     # run
     seed: int = 0
     device: str = "auto"
@@ -128,6 +130,7 @@ class TrainConfig:
         _choice("interpolation", self.interpolation, ("linear", "constant"))
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
+        _choice("level_schedule", self.level_schedule, LEVEL_SCHEDULES)
         _choice("precision", self.precision, PRECISIONS)
         _choice("device", self.device, DEVICES)
         _choice("memory", self.memory, MEMORY_MODES)

@@ -47,7 +47,8 @@ def lr_factor(iteration: int, config: TrainConfig, iterations_per_epoch: int, ep
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, iterations_per_epoch: int,
-                   epochs: int | None = None) -> torch.optim.lr_scheduler.LambdaLR:
-    """A scheduler stepped once per optimizer step, over `epochs` epochs (default: the whole run)."""
+                   epochs: int | None = None, start: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
+    """A scheduler stepped once per optimizer step, over `epochs` epochs (default: the whole run),
+    beginning `start` iterations into that schedule (a multilevel level that continues the run's)."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda iteration: lr_factor(iteration, config, iterations_per_epoch, epochs))
+        optimizer, lambda iteration: lr_factor(start + iteration, config, iterations_per_epoch, epochs))

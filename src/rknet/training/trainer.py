@@ -115,8 +115,12 @@ class _Run:
                  device: torch.device) -> None:
         self.model, self.level = model.to(device), level
         self.optimizer = make_optimizer(self.model, config, fused=device.type == "cuda")
-        self.scheduler = make_scheduler(self.optimizer, config, iterations_per_epoch,
-                                        config.level_epochs()[level])
+        if config.level_schedule == "restart":  # a fresh schedule over the level's epochs
+            self.scheduler = make_scheduler(self.optimizer, config, iterations_per_epoch,
+                                            config.level_epochs()[level])
+        else:  # one schedule over the whole run, picked up where the level starts
+            self.scheduler = make_scheduler(self.optimizer, config, iterations_per_epoch,
+                                            start=(_level_start(config, level) - 1) * iterations_per_epoch)
         runner: torch.nn.Module = self.model
         if distributed.active():
             runner = DistributedDataParallel(runner, broadcast_buffers=False)
