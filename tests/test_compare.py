@@ -175,3 +175,21 @@ def test_command_line_parsing_and_the_equivalent_command():
     assert CompareSpec.coerce(spec_from_args(again)) == spec
     assert spec.settings()[1].name == "rk4-doublesym-steps4-w4-4"
     assert spec.settings()[2].name == "euler-doublesym-steps4-controls2-w4-4"
+
+
+@pytest.mark.parametrize("seeds", [[0, 3], [5]])
+def test_explicit_seeds_survive_the_equivalent_command(seeds):
+    spec = CompareSpec.coerce({"out": "o", "seeds": seeds})
+    again = parser().parse_args(spec.command().split()[1:])
+    assert CompareSpec.coerce(spec_from_args(again)).seed_list() == seeds
+
+
+def test_a_fast_run_saved_by_train_is_recognised_on_rerun(tmp_path):
+    """train saves the resolved configuration (--fast spelled out); the rerun check compares like with like."""
+    spec = {"out": tmp_path / "fast", "data": "circles", "widths": [[4, 4]], "seeds": 1,
+            "options": {"fast": True, "device": "cpu"}}
+    _, (run,) = plan(spec)
+    run.folder.mkdir(parents=True)
+    (run.folder / "config.json").write_text(json.dumps(run.config.resolved().to_dict()))
+    (run.folder / "summary.json").write_text("{}")
+    plan(spec)  # raised "holds a run with other options (channels_last ...)" before

@@ -40,6 +40,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seeds(text: str) -> int | list[int]:
+    """A count N (seeds 0 .. N-1), or explicit seeds as a comma list ('3,7', or '5,' for seed 5 alone)."""
+    if "," not in text:
+        return _positive(text)
+    seeds = comma_list(int, "seeds")(text)
+    if min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"expected non-negative seeds, got {text!r}")
+    return seeds
+
+
 def base_option_fields() -> list[dataclasses.Field]:
     """The TrainConfig options that stay fixed across the grid (everything the grid does not vary)."""
     return [f for f in dataclasses.fields(TrainConfig) if f.name not in GRID_FIELDS + UNSUPPORTED_FIELDS]
@@ -63,7 +73,8 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--widths", type=_widths_lists, action="append", default=None,
                         help="block widths then the final width, comma-separated; repeat the option (or "
                              "separate lists with ';') to compare several (default 16,32,64,64)")
-    parser.add_argument("--seeds", type=_positive, default=2, help="seeds per setting: N means 0 .. N-1 (default 2)")
+    parser.add_argument("--seeds", type=_seeds, default=2,
+                        help="seeds per setting: N means 0 .. N-1, a comma list names them (default 2)")
     parser.add_argument("--workers", type=_positive, default=1,
                         help="runs trained at a time, each in its own process with cores/N threads (default 1)")
     parser.add_argument("--out", required=True, help="output folder of the comparison (runs, results, report)")

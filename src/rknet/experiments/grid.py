@@ -152,7 +152,8 @@ class CompareSpec:
         for widths in self.widths:
             parts += ["--widths", ",".join(map(str, widths))]
         seeds = self.seed_list()
-        parts += ["--seeds", str(len(seeds)) if seeds == list(range(len(seeds))) else ",".join(map(str, seeds))]
+        explicit = ",".join(map(str, seeds)) + ("," if len(seeds) == 1 else "")  # "5," is seed 5, "5" a count
+        parts += ["--seeds", str(len(seeds)) if seeds == list(range(len(seeds))) else explicit]
         for name, value in self.options.items():
             flag = "--" + name.replace("_", "-")
             if isinstance(value, bool):
@@ -224,7 +225,7 @@ def check_existing(run: Run) -> None:
     except (OSError, json.JSONDecodeError) as error:
         raise ValueError(f"{run.folder / CONFIG} is unreadable ({error}); delete {run.folder} to retrain it") \
             from error
-    wanted = json.loads(json.dumps(run.config.to_dict()))
+    wanted = json.loads(json.dumps(run.config.resolved().to_dict()))  # as `train` saves it
     for key in sorted(set(saved) | set(wanted)):
         if key != "out" and saved.get(key) != wanted.get(key):
             raise ValueError(f"{run.folder} holds a run with other options ({key} {saved.get(key)!r} there, "
