@@ -131,3 +131,10 @@ def test_refine_network_replaces_every_block_and_its_config(controls):
         # Closer to the fine-grid network than the original was, by at least the RK4 factor 2^4 / 2.
         fine = refine_network(net, 16)(x)
         assert (refined(x) - fine).norm() <= (net(x) - fine).norm() / 8
+
+
+def test_reversible_networks_refuse_refinement_and_memory_modes():
+    with pytest.raises(TypeError, match="a LeapfrogBlock cannot be refined"):
+        rknet.ODENet(3, 10, method="leapfrog").refine(2)
+    with pytest.raises(ValueError, match="hamiltonian blocks are reversible already"):
+        rknet.ODENet(3, 10, method="hamiltonian", memory="selective")

@@ -235,6 +235,12 @@ def refine_network(net: nn.Module, factor: int = 2, controls: bool = False) -> n
         raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
     if isinstance(net, DynamicBlock):
         return net.refine(factor, controls)
+    from .reversible import ReversibleBlock  # imports this module
+
+    reversible = [type(module).__name__ for module in net.modules() if isinstance(module, ReversibleBlock)]
+    if reversible:
+        raise TypeError(f"refinement applies to Runge-Kutta blocks (DynamicBlock); a {reversible[0]} cannot be "
+                        "refined")
     refined = copy.deepcopy(net)
     for name, module in list(refined.named_modules()):
         if isinstance(module, DynamicBlock):

@@ -11,7 +11,7 @@ from torch import nn
 from .block import DynamicBlock, refine_network
 from .distributed import BatchNorm
 from .layers import ACTIVATIONS, Layer, check_activation, check_dims, make_layer
-from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
+from .reversible import BLOCK_TYPES, HamiltonianBlock, LeapfrogBlock, ReversibleBlock
 from .tableau import TABLEAUS, ButcherTableau
 
 
@@ -33,6 +33,9 @@ def make_block(layer: Layer, method: str | ButcherTableau, t_states: Sequence[fl
     if isinstance(method, str) and method.lower() in REVERSIBLE_METHODS:
         if t_controls is not None:
             raise ValueError(f"{method} blocks keep one control per state step; t_controls cannot be set")
+        if memory != "backprop":
+            raise ValueError(f"memory={memory!r} applies to Runge-Kutta blocks; {method} blocks are reversible "
+                             "already (O(1) memory), leave memory at backprop")
         return REVERSIBLE_METHODS[method.lower()](layer, t_states=t_states)
     return DynamicBlock(layer, method, t_states, t_controls, interpolation, memory)
 
@@ -130,7 +133,7 @@ def decay_parameter_names(model: nn.Module) -> set[str]:
     names = set()
     for module_name, module in model.named_modules():
         prefix = f"{module_name}." if module_name else ""
-        if isinstance(module, (DynamicBlock, ReversibleBlock)):
+        if isinstance(module, BLOCK_TYPES):
             names.update(prefix + name for name in module.decay_parameter_names())
         elif isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
             names.add(prefix + "weight")
