@@ -188,7 +188,7 @@ class DoubleSym(Layer):
         kernel = params["K"]
         z = apply_kernel(y, kernel, params["b1"], self.dims)
         z = self.act(self._normalise("norm", z, params, stats, training))
-        return -apply_kernel_transpose(z, kernel, -params["b2"], self.dims)
+        return apply_kernel_transpose(z, -kernel, params["b2"], self.dims)
 
 
 class Antisymmetric(Layer):

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from .block import DynamicBlock
-from .reversible import ReversibleBlock
-
-BLOCKS = (DynamicBlock, ReversibleBlock)
+from .reversible import BLOCK_TYPES
 
 
 def _kernel_controls(model: nn.Module) -> Iterator[tuple[tuple[float, ...], torch.Tensor]]:
@@ -19,9 +17,15 @@ def _kernel_controls(model: nn.Module) -> Iterator[tuple[tuple[float, ...], torc
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected a torch.nn.Module (a model or a block), got {type(model).__name__}")
     for module in model.modules():
-        if isinstance(module, BLOCKS):
+        if isinstance(module, BLOCK_TYPES):
             for name in module.decay_parameter_names():
                 yield module.t_controls, module.get_parameter(name)
+
+
+@functools.lru_cache(maxsize=64)
+def _gaps(times: tuple[float, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """t_{k+1} - t_k on the device, built once per grid: no host-to-device copy in every training step."""
+    return torch.tensor(times, dtype=dtype, device=device).diff()
 
 
 def time_regularization(model: nn.Module) -> torch.Tensor:
@@ -33,9 +37,8 @@ def time_regularization(model: nn.Module) -> torch.Tensor:
     """
     total = torch.zeros(())
     for times, stacked in _kernel_controls(model):
-        gaps = torch.tensor(times, dtype=stacked.dtype, device=stacked.device).diff()
         jumps = (stacked[1:] - stacked[:-1]).flatten(1).square().sum(dim=1)
-        total = total + (jumps / gaps).sum()
+        total = total + (jumps / _gaps(times, stacked.dtype, stacked.device)).sum()
     return total
 
 

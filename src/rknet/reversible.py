@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from .block import check_layer, check_memory, stacked_controls
+from .block import DynamicBlock, check_layer, check_memory, stacked_controls
 from .grid import as_times
 from .layers import Layer
 
@@ -267,3 +267,6 @@ class HamiltonianBlock(ReversibleBlock):
             if tracked:
                 g_y = g_y + g_force
         return (y, z), (g_y, g_z) if tracked else None, grads
+
+
+BLOCK_TYPES: tuple[type[nn.Module], ...] = (DynamicBlock, ReversibleBlock)
