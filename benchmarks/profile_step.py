@@ -61,9 +61,8 @@ def main() -> None:
             step(*batches[index % 2])
         synchronize(device)
 
-    events = [event for event in profiler.key_averages()
-              if (event.self_device_time_total if cuda else event.self_cpu_time_total) > 0]
     own = (lambda event: event.self_device_time_total) if cuda else (lambda event: event.self_cpu_time_total)
+    events = [event for event in profiler.key_averages() if own(event) > 0]
     total = sum(own(event) for event in events)
     print(f"{device} ({torch.cuda.get_device_name(device) if cuda else 'cpu'}), batch {batch_size}, memory "
           f"{args.memory}, {steps} profiled steps: {total / steps / 1e3:.2f} ms of "

@@ -115,17 +115,24 @@ def load_dataset(
     )
 
 
-def _read(spec: str) -> tuple[str, RawSplits]:
-    """The source name of `spec` and its raw splits."""
+def parse_data_spec(spec: str) -> tuple[str, str | None]:
+    """(source name, path or None) of a data set name such as `digits` or `cifar10:DIR`; a ValueError
+    naming the valid data sets when it is not one."""
     name, colon, argument = spec.strip().partition(":")
     name = name.lower()
     valid = f"valid data sets: {', '.join(DATASETS)}"
     if name in BUILTIN_SOURCES:
         if colon:
             raise ValueError(f"data set {name!r} takes no argument, got {spec!r}; {valid}")
-        return name, BUILTIN_SOURCES[name]()
+        return name, None
     if name in FILE_SOURCES:
         if not argument:
             raise ValueError(f"data set {name!r} needs a path, e.g. {name}:/path/to/data; {valid}")
-        return name, FILE_SOURCES[name](argument)
+        return name, argument
     raise ValueError(f"unknown data set {spec!r}; {valid}")
+
+
+def _read(spec: str) -> tuple[str, RawSplits]:
+    """The source name of `spec` and its raw splits."""
+    name, path = parse_data_spec(spec)
+    return name, BUILTIN_SOURCES[name]() if path is None else FILE_SOURCES[name](path)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..files import write_json
 from .grid import RUNS, CompareSpec, Run, plan, plural
 from .plots import draw_all
 from .report import write_report
@@ -55,7 +55,7 @@ def run_grid(spec: CompareSpec | dict[str, Any], *, show_progress: bool | None =
     spec, runs = plan(spec)
     out = Path(spec.out)
     (out / RUNS).mkdir(parents=True, exist_ok=True)
-    (out / SPEC).write_text(json.dumps(spec.to_dict(), indent=2) + "\n")
+    write_json(out / SPEC, spec.to_dict())
     pending = sum(run.state != "complete" for run in runs)
     log(f"compare: {plural(len(runs), 'run')} ({plural(len(spec.settings()), 'setting')} x "
         f"{plural(len(spec.seed_list()), 'seed')}), {len(runs) - pending} already complete; output {out}")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..data.datasets import BUILTIN_SOURCES, DATASETS, FILE_SOURCES
+from ..data.datasets import parse_data_spec
 from ..training.checkpoint import CHECKPOINT
 from ..training.config import TrainConfig
 from ..training.trainer import CONFIG, SUMMARY, resolve_device
@@ -201,19 +201,9 @@ def plan(spec: CompareSpec | dict[str, Any]) -> tuple[CompareSpec, list[Run]]:
 
 def check_data(data: str) -> None:
     """The data set name is known and a file source's path exists (the data are read by each run)."""
-    name, colon, argument = data.partition(":")
-    name = name.lower()
-    valid = f"valid data sets: {', '.join(DATASETS)}"
-    if name in BUILTIN_SOURCES:
-        if colon:
-            raise ValueError(f"data set {name!r} takes no argument, got {data!r}; {valid}")
-    elif name in FILE_SOURCES:
-        if not argument:
-            raise ValueError(f"data set {name!r} needs a path, e.g. {name}:/path/to/data; {valid}")
-        if not Path(argument).expanduser().exists():
-            raise ValueError(f"data path {argument} does not exist")
-    else:
-        raise ValueError(f"unknown data set {data!r}; {valid}")
+    _, path = parse_data_spec(data)
+    if path is not None and not Path(path).expanduser().exists():
+        raise ValueError(f"data path {path} does not exist")
 
 
 def check_existing(run: Run) -> None:

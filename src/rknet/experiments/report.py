@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from ..files import atomic_write_text
 from .grid import RUNS, CompareSpec, widths_text
 from .results import SettingResult
 from .runner import CUDA_MEMORY, Outcome, peak_resettable
@@ -232,7 +233,5 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
     if counts["failed"]:
         lines += ["", "## Failed runs", ""]
         lines += [f"- `{RUNS}/{o.run.name}`: {o.error}" for o in outcomes if o.status == "failed"]
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text("\n".join(lines) + "\n")
-    temporary.replace(path)
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path

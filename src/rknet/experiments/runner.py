@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..files import write_json
 from .grid import Run
 
 SIDECAR = "compare.json"
@@ -278,5 +279,5 @@ def train_run(task: dict[str, Any]) -> dict[str, Any]:
         peak, source = memory.stop(), memory.source
     sidecar = {"peak_memory_mb": peak, "memory_source": source, "resumed": task["resume"],
                "threads": task["threads"], "workers": task["workers"]}
-    (folder / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n")
+    write_json(folder / SIDECAR, sidecar)
     return {"status": status, "error": None, "warnings": messages}

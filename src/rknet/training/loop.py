@@ -53,6 +53,11 @@ class EpochResult:
     gradient_norms: dict[str, float]
 
 
+def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """Images in channels_last layout when asked for; anything else unchanged."""
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
 def _local_shard(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """This process's rows of a global batch (all rows when not distributed)."""
     rank, world = distributed.rank(), distributed.world_size()
@@ -74,8 +79,7 @@ def train_epoch(runner: nn.Module, model: nn.Module, batches: Iterable, total: i
     gradient_norms: dict[str, float] = {}
     for index, (x_global, y_global) in enumerate(progress(batches, total, description, show_progress)):
         x, y = _local_shard(x_global, y_global)
-        if options.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = _memory_format(x, options.channels_last)
         with autocast(device, options.precision):
             logits = runner(x)
         loss_sum = F.cross_entropy(logits.float(), y, reduction="sum")
@@ -105,9 +109,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     model.eval()
     sums = torch.zeros(2, device=device)
     for start in range(0, len(x), batch_size):
-        xb, yb = x[start:start + batch_size], y[start:start + batch_size]
-        if channels_last and xb.dim() == 4:
-            xb = xb.contiguous(memory_format=torch.channels_last)
+        xb, yb = _memory_format(x[start:start + batch_size], channels_last), y[start:start + batch_size]
         with autocast(device, precision):
             logits = model(xb).float()
         sums += torch.stack([F.cross_entropy(logits, yb, reduction="sum"), (logits.argmax(1) == yb).sum()])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .. import distributed
 from ..data import BatchLoader, Dataset, load_dataset
+from ..files import write_json
 from ..network import ODENet
 from .checkpoint import CHECKPOINT, load_file, save_checkpoint
 from .config import TrainConfig
@@ -59,12 +59,6 @@ def default_out(config: TrainConfig) -> Path:
     kind = config.data.split(":")[0]
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{kind}-{config.method}-{config.layer}-{stamp}"
-
-
-def _write_json(path: Path, value: Any) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(temporary, path)
 
 
 def _new_run_folder(folder: Path) -> None:
@@ -182,7 +176,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
         first_epoch, elapsed_before = checkpoint["epoch"] + 1, checkpoint["wall_seconds"]
         log(f"resuming {folder} after epoch {checkpoint['epoch']}/{config.epochs}")
     elif main_process:
-        _write_json(folder / CONFIG, config.to_dict())
+        write_json(folder / CONFIG, config.to_dict())
         log("configuration:\n" + json.dumps(config.to_dict(), indent=2))
     log(f"{_parameters(run.model):,} parameters, {data.name} data: {len(data.x_train)} train / {len(data.x_val)} "
         f"val / {len(data.x_test)} test, device {device} x {distributed.world_size()} process(es), output {folder}")
@@ -293,7 +287,7 @@ def _finish(folder: Path, config: TrainConfig, model: ODENet, best: dict[str, An
                "processes": distributed.world_size(), "refinements": refinements, "config": config.to_dict()}
     if main_process:
         save_model(folder / MODEL, model, config.to_dict())
-        _write_json(folder / SUMMARY, summary)
+        write_json(folder / SUMMARY, summary)
     log(f"test accuracy {100 * test_acc:.2f}% (loss {test_loss:.4f}) with the epoch-{best['epoch']} model; "
         f"{wall_seconds:.1f}s in all; saved {folder / MODEL}")
     return TrainResult(folder, test_loss, test_acc, params, config.epochs, wall_seconds, summary["device"],
