@@ -183,14 +183,17 @@ class DynamicBlock(nn.Module):
             y = self._step(y, k, cache)
         return y
 
-    def vector_field(self, t: float, y: torch.Tensor) -> torch.Tensor:
-        """f(t, y) with the controls interpolated at any time t (batch norm then uses batch statistics).
+    def vector_field(self, t: float, y: torch.Tensor, evaluation: int | None = None) -> torch.Tensor:
+        """f(t, y) with the controls interpolated at any time t. Batch norm uses the batch's statistics,
+        or with `evaluation` (a forward evaluation k * stages + i) that evaluation's running statistics.
 
         For analysis and for other solvers; the block's own forward uses precomputed stage weights.
         """
         params = self._interpolate(interpolation_weights(self.t_controls, float(t), self.interpolation), {})
-        stats = {site: BatchStats(None, None) for site in self.layer.batch_norm_sites()}
-        return self.layer(params, y, stats, training=True)
+        if evaluation is None:
+            stats = {site: BatchStats(None, None) for site in self.layer.batch_norm_sites()}
+            return self.layer(params, y, stats, training=True)
+        return self.layer(params, y, self._stats(evaluation), training=False)
 
     def refine(self, factor: int = 2, controls: bool = False) -> DynamicBlock:
         """A new block whose state steps are each split into `factor` equal steps (multilevel training).

@@ -110,6 +110,10 @@ class ODENet(nn.Module):
         x = self.opening_act(self.opening(x))
         for block, connector in zip(self.blocks, self.connectors):
             x = connector(block(x))
+        return self.pool(x)
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """The last state averaged over its spatial positions: the classifier's input."""
         return x.flatten(2).mean(dim=2) if self.dims > 0 else x
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,9 +5,9 @@ method's stability region |R(h lambda)| <= 1; these spectra show how close a tra
 limit. Small states get the exact spectrum of the full Jacobian; large ones an Arnoldi estimate of the
 largest-magnitude eigenvalues through Jacobian-vector products (`rknet.analysis.krylov`).
 
-Batch norm: `DynamicBlock.vector_field` normalises with batch statistics, which mean nothing for one
-sample. Here the layer runs in eval mode with the running statistics of the forward evaluation (step,
-stage) whose stage time is nearest t, i.e. the function the trained block applies at prediction time.
+Batch norm: batch statistics mean nothing for one sample, so `DynamicBlock.vector_field` is asked for the
+running statistics of the forward evaluation (step, stage) whose stage time is nearest t, in eval mode:
+the function the trained block applies at prediction time.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 import torch
 
 from ..block import DynamicBlock
-from ..grid import interpolation_weights
 from ..network import ODENet
 from ..tableau import ButcherTableau
 from .krylov import arnoldi_eigenvalues
@@ -86,12 +85,11 @@ def _evaluation_at(block: DynamicBlock, t: float) -> int:
 
 def _flat_field(block: DynamicBlock, shape: torch.Size, t: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """v -> f(t, v) on flattened single samples, with the controls at t and eval-mode batch norm."""
-    weights = interpolation_weights(block.t_controls, t, block.interpolation)
-    params = {name: value.detach() for name, value in block._interpolate(weights, {}).items()}
-    stats = block._stats(_evaluation_at(block, t))
-    return lambda flat: block.layer(params, flat.reshape(shape), stats, training=False).reshape(-1)
+    evaluation = _evaluation_at(block, t)
+    return lambda flat: block.vector_field(t, flat.reshape(shape), evaluation).reshape(-1)
 
 
+@torch.no_grad()  # no graph through the parameters; torch.func's transforms still differentiate in y
 def jacobian_spectrum(block: DynamicBlock, y: torch.Tensor, t: float, exact_limit: int = EXACT_LIMIT,
                       krylov_dim: int = KRYLOV_DIM, top: int = KRYLOV_TOP) -> torch.Tensor:
     """Eigenvalues of df/dy at (t, y) for ONE sample y, as a complex128 tensor.

@@ -60,4 +60,4 @@ def logits_after_block(net: ODENet, index: int, z: torch.Tensor) -> torch.Tensor
     z = net.connectors[index](z)
     for block, connector in zip(net.blocks[index + 1:], net.connectors[index + 1:], strict=True):
         z = connector(block(z))
-    return net.classifier(z.flatten(2).mean(dim=2) if net.dims > 0 else z)
+    return net.classifier(net.pool(z))
