@@ -11,7 +11,7 @@ import dataclasses
 import itertools
 import json
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,6 +174,19 @@ def plural(count: int, word: str) -> str:
 
 def widths_text(widths: Sequence[int]) -> str:
     return "-".join(str(w) for w in widths)
+
+
+def varying_phrases(settings: Sequence[Setting]) -> Callable[[Setting], list[str]]:
+    """A setting's phrases for the axes other than method and layer that take several values in `settings`
+    (steps, control grid, widths): what tells settings of one method and layer apart."""
+    phrases: list[Callable[[Setting], str]] = []
+    if len({s.steps for s in settings}) > 1:
+        phrases.append(lambda s: s.steps_phrase)
+    if len({s.control_steps for s in settings}) > 1:
+        phrases.append(lambda s: s.controls_phrase)
+    if len({s.widths for s in settings}) > 1:
+        phrases.append(lambda s: "widths " + widths_text(s.widths))
+    return lambda setting: [phrase(setting) for phrase in phrases]
 
 
 def plan(spec: CompareSpec | dict[str, Any]) -> tuple[CompareSpec, list[Run]]:

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
-from .grid import plural, widths_text
+from .grid import plural, varying_phrases, widths_text
 from .results import SettingResult
 
 DPI = 120
@@ -43,15 +43,8 @@ def _colours(methods: list[str]) -> dict[str, str]:
 
 def _varying(results: list[SettingResult]) -> Callable[[SettingResult], str]:
     """A short point label from the axes other than method and layer that take several values."""
-    settings = [r.setting for r in results]
-    parts = []
-    if len({s.steps for s in settings}) > 1:
-        parts.append(lambda s: s.steps_phrase)
-    if len({s.control_steps for s in settings}) > 1:
-        parts.append(lambda s: s.controls_phrase)
-    if len({s.widths for s in settings}) > 1:
-        parts.append(lambda s: "widths " + widths_text(s.widths))
-    return lambda r: ", ".join(part(r.setting) for part in parts)
+    phrases = varying_phrases([r.setting for r in results])
+    return lambda r: ", ".join(phrases(r.setting))
 
 
 def _accuracy_limits(ax) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..files import atomic_write_text
-from .grid import RUNS, CompareSpec, widths_text
+from .grid import RUNS, CompareSpec, varying_phrases, widths_text
 from .results import SettingResult
 from .runner import CUDA_MEMORY, Outcome, peak_resettable
 
@@ -32,14 +32,7 @@ def accuracy_text(result: SettingResult) -> str:
 def describe_setting(result: SettingResult, spec: CompareSpec) -> str:
     """`heun / double` plus whichever other axes the grid varies."""
     s = result.setting
-    parts = [f"{s.method} / {s.layer}"]
-    if len(spec.steps) > 1:
-        parts.append(s.steps_phrase)
-    if len(spec.control_steps) > 1:
-        parts.append(s.controls_phrase)
-    if len(spec.widths) > 1:
-        parts.append(f"widths {widths_text(s.widths)}")
-    return ", ".join(parts)
+    return ", ".join([f"{s.method} / {s.layer}", *varying_phrases(spec.settings())(s)])
 
 
 def results_table(results: list[SettingResult]) -> str:
