@@ -121,10 +121,10 @@ class CompareSpec:
             data=spec.data.strip(),
             methods=_names("methods", spec.methods),
             layers=_names("layers", spec.layers),
-            steps=_unique([_positive("steps", s) for s in _sequence("steps", spec.steps)]),
-            control_steps=_unique([None if c is None else _positive("control_steps", c)
-                                                    for c in _sequence("control_steps", spec.control_steps)]),
-            widths=_unique(_widths(spec.widths)),
+            steps=list(dict.fromkeys(_positive("steps", s) for s in _sequence("steps", spec.steps))),
+            control_steps=list(dict.fromkeys(None if c is None else _positive("control_steps", c)
+                                             for c in _sequence("control_steps", spec.control_steps))),
+            widths=list(dict.fromkeys(_widths(spec.widths))),
             seeds=_seeds(spec.seeds),
             options=_options(spec.options),
             workers=_positive("workers", spec.workers),
@@ -245,20 +245,12 @@ def _sequence(name: str, values: Any) -> list:
     return list(values)
 
 
-def _unique(values: list) -> list:
-    unique = []
-    for value in values:
-        if value not in unique:
-            unique.append(value)
-    return unique
-
-
 def _names(name: str, values: Any) -> list[str]:
     names = _sequence(name, values)
     for value in names:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{name} must be names, got {value!r}")
-    return _unique([value.strip().lower() for value in names])
+    return list(dict.fromkeys(value.strip().lower() for value in names))
 
 
 def _positive(name: str, value: Any) -> int:
@@ -297,7 +289,7 @@ def _seeds(seeds: Any) -> int | list[int]:
     values = _sequence("seeds", seeds)
     if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in values):
         raise ValueError(f"seeds must be a positive count or non-negative integers, got {seeds!r}")
-    return _unique(values)
+    return list(dict.fromkeys(values))
 
 
 def _options(options: Any) -> dict[str, Any]:

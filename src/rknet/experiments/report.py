@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..files import atomic_write_text
-from .grid import RUNS, CompareSpec, varying_phrases, widths_text
+from .grid import RUNS, CompareSpec, plural, varying_phrases, widths_text
 from .results import SettingResult
 from .runner import CUDA_MEMORY, Outcome, peak_resettable
 
@@ -73,7 +73,7 @@ def what_this_shows(results: list[SettingResult], spec: CompareSpec, outcomes: l
     best = done[0]
     one_seed = all(r.acc_std is None for r in done)
     sentences.append(f"The best mean test accuracy was {_pct(best.acc_mean)}% ({describe_setting(best, spec)}, "
-                     f"{len(best.seeds)} seed{'s' if len(best.seeds) != 1 else ''}).")
+                     f"{plural(len(best.seeds), 'seed')}).")
     if len(done) > 1:
         worst = done[-1]
         sentences.append(f"The lowest was {_pct(worst.acc_mean)}% ({describe_setting(worst, spec)}), "
@@ -135,7 +135,7 @@ def what_this_shows(results: list[SettingResult], spec: CompareSpec, outcomes: l
             sentences.append(f"Peak memory ranged from {low[0]:.1f} MB ({describe_setting(low[1], spec)}) to "
                              f"{high[0]:.1f} MB ({describe_setting(high[1], spec)}).")
     if failed:
-        sentences.append(f"{len(failed)} run{'s' if len(failed) != 1 else ''} failed and "
+        sentences.append(f"{plural(len(failed), 'run')} failed and "
                          f"{'are' if len(failed) != 1 else 'is'} left out of the means (see below).")
     sentences.append(f"These statements only restate the table for this data set ({spec.data}), these options "
                      f"and these seeds.")
