@@ -14,13 +14,13 @@ from pathlib import Path
 
 import torch
 
+from ..figures import agg_figure, save_figure
 from ..network import ODENet
 from ..tableau import ButcherTableau, get_tableau
 from .spectrum import BlockSpectrum
 from .stability import group_by_stability, stability_grid
 from .trajectories import feature_trajectories, inference, logits_after_block
 
-DPI = 120
 REGION_RE = (-5.0, 1.0)
 REGION_IM = (-3.5, 3.5)
 REGION_ALPHA = 0.18
@@ -31,27 +31,13 @@ _MARGIN = 0.1
 
 def _new_figure(panels: int, panel_size: tuple[float, float], columns: int = 3):
     """A figure with `panels` axes on an Agg canvas; raises ImportError naming the fix without matplotlib."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError("rknet plots need matplotlib, which is not installed: pip install matplotlib "
-                          "(or pip install 'rknet[plots]')") from error
     columns = min(panels, columns)
     rows = math.ceil(panels / columns)
-    figure = Figure(figsize=(panel_size[0] * columns, panel_size[1] * rows), layout="constrained")
-    FigureCanvasAgg(figure)
+    figure = agg_figure((panel_size[0] * columns, panel_size[1] * rows))
     axes = figure.subplots(rows, columns, squeeze=False).ravel()
     for unused in axes[panels:]:
         unused.set_visible(False)
     return figure, axes[:panels]
-
-
-def _save(figure, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI)
-    return path
 
 
 def _complex_plane(ax, re: Sequence[float], im: Sequence[float]) -> None:
@@ -110,7 +96,7 @@ def plot_stability_regions(methods: str | ButcherTableau | Sequence[str | Butche
     _complex_plane(ax, re, im)
     ax.set_title("Stability regions |R(hλ)| ≤ 1 (shaded; line: |R(hλ)| = 1)")
     ax.legend(handles=handles, loc="upper left", framealpha=0.9)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _window(points: torch.Tensor) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -154,7 +140,7 @@ def plot_spectra(spectra: Sequence[BlockSpectrum], path: str | os.PathLike, reso
                           label="hλ, all eigenvalues (exact)" if spectrum.exact
                           else "hλ, largest |λ| only (Arnoldi estimate)")]
         ax.legend(handles=handles, loc="upper left", fontsize="small", framealpha=0.9)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _check_toy_net(net: ODENet) -> None:
@@ -237,4 +223,4 @@ def plot_trajectories(net: ODENet, x: torch.Tensor, labels: torch.Tensor | Seque
                 Patch(facecolor="0.85", label="shading: predicted class"),
                 Line2D([], [], color="k", linewidth=0.8, label="decision boundary")]
     figure.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize="small")
-    return _save(figure, path)
+    return save_figure(figure, path)

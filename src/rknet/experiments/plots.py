@@ -11,27 +11,15 @@ import statistics
 from collections.abc import Callable
 from pathlib import Path
 
+from ..figures import agg_figure, save_figure
 from .grid import plural, varying_phrases, widths_text
 from .results import SettingResult
 
-DPI = 120
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 ACC_VS_PARAMS = "accuracy_vs_params.png"
 ACC_VS_TIME = "accuracy_vs_time.png"
 CURVES = "learning_curves.png"
 _DODGE = 0.025  # relative x offset between methods drawn at the same x
-
-
-def _figure(size: tuple[float, float]):
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError("rknet compare draws its plots with matplotlib, which is not installed: "
-                          "pip install matplotlib (or pip install 'rknet[plots]')") from error
-    figure = Figure(figsize=size, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
 
 
 def _colours(methods: list[str]) -> dict[str, str]:
@@ -80,7 +68,7 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
     layers = list(dict.fromkeys(r.setting.layer for r in results))
     colours = _colours(methods)
     label = _varying(results)
-    figure = _figure((8.0, 5.0))
+    figure = agg_figure((8.0, 5.0))
     ax = figure.subplots()
     xs = [x_of(r) for r in done]
     shared = {x for x in xs if xs.count(x) > 1}
@@ -116,7 +104,7 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
     ax.set_title(f"{title}\n{subtitle}", fontsize=10)
     _legends(figure, methods, layers, colours)
     _place_labels(figure, ax, points)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _tick(value: float, integer: bool) -> str:
@@ -199,7 +187,7 @@ def plot_learning_curves(results: list[SettingResult], path: Path) -> Path:
     panels = max(1, len(groups))
     columns = min(panels, 3)
     rows = math.ceil(panels / columns)
-    figure = _figure((4.2 * columns + 1.6, 3.3 * rows + 0.6))
+    figure = agg_figure((4.2 * columns + 1.6, 3.3 * rows + 0.6))
     axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
     for ax in axes[panels:]:
         ax.set_visible(False)
@@ -232,15 +220,7 @@ def plot_learning_curves(results: list[SettingResult], path: Path) -> Path:
 
     figure.legend(handles=[Line2D([], [], color=colours[m], marker="o", markersize=3, label=m) for m in methods],
                   title="method", loc="outside right upper")
-    return _save(figure, path)
-
-
-def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.stem + ".tmp.png")
-    figure.savefig(temporary, dpi=DPI)
-    temporary.replace(path)
-    return path
+    return save_figure(figure, path)
 
 
 def draw_all(results: list[SettingResult], out: Path) -> dict[str, Path]:
