@@ -22,8 +22,8 @@ import argparse
 import torch
 
 import rknet
+from rknet import DynamicBlock
 from rknet.analysis.memory import held_for_backward
-from rknet.block import DynamicBlock
 from rknet.layers import DoubleSym
 from rknet.reversible import HamiltonianBlock, LeapfrogBlock
 

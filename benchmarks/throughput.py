@@ -56,7 +56,7 @@ from torchdiffeq._impl.misc import Perturb
 from torchdiffeq._impl.odeint import SOLVERS
 
 import rknet
-from rknet.block import DynamicBlock
+from rknet import DynamicBlock
 
 CLASSIC_RK4 = "rk4_classic"
 Batch = tuple[torch.Tensor, torch.Tensor]

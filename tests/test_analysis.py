@@ -7,9 +7,7 @@ import torch
 
 import rknet
 from rknet.analysis import (
-    block_gradient_norms,
     block_spectra,
-    block_states,
     feature_trajectories,
     is_stable,
     jacobian_spectrum,
@@ -19,6 +17,7 @@ from rknet.analysis import (
     stability_grid,
 )
 from rknet.layers import Double, DoubleSym, Single
+from rknet.training.gradient_norms import block_gradient_norms
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # torch.func.jvp loads decompositions that torch itself still builds with the deprecated torch.jit.script.
@@ -135,7 +134,7 @@ def test_feature_trajectories_follow_the_forward_pass():
         assert torch.allclose(trajectories[0][0], opening)
         assert torch.allclose(trajectories[0][-1], net.blocks[0](opening), atol=1e-6)
         assert torch.allclose(net.connectors[1](trajectories[1][-1]), net.features(x), atol=1e-6)
-        assert torch.allclose(block_states(net.blocks[1], trajectories[1][0]), trajectories[1])
+        assert torch.allclose(net.blocks[1].trajectory(trajectories[1][0]), trajectories[1])
 
 
 def test_block_spectra_scale_by_step_and_report_stability():

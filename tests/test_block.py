@@ -60,7 +60,7 @@ def test_parameters_are_stacked_over_control_times():
 def test_nonuniform_state_grid():
     layer = make_layer("double", 4, dims=0, norm="batch")
     block = rknet.DynamicBlock(layer, "rk4", t_states=[0, 0.5, 2, 4])
-    assert block.steps == (0.5, 1.5, 2.0)
+    assert block.step_sizes == (0.5, 1.5, 2.0) and block.num_steps == 3
     assert sum(p.numel() for p in block.parameters()) == 4 * per_control(layer)
     assert block.norm1_running_mean.shape == (3 * 4, 4)  # one set of statistics per step and stage
     assert block(torch.randn(5, 4)).shape == (5, 4)

@@ -149,7 +149,7 @@ def test_cli_error_is_one_line_with_exit_code_2(tmp_path, capsys):
 @pytest.mark.parametrize(("spec", "message"), [
     ({"options": {"method": "rk4"}}, "'method' is set by the grid; give it as the compare option 'methods'"),
     ({"options": {"t_states": [0, 1]}}, "not supported by compare"),
-    ({"options": {"lr": -1.0}}, "lr must be a positive number, got -1.0"),
+    ({"options": {"lr": -1.0}}, "lr must be a finite number > 0, got -1.0"),
     ({"options": {"lerning_rate": 0.1}}, "unknown option 'lerning_rate'"),
     ({"widths": [[4]]}, "widths must be at least two positive integers"),
     ({"steps": [0]}, "steps must be positive integers, got 0"),

@@ -7,8 +7,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import rknet
+from rknet import DynamicBlock
 from rknet.analysis.memory import held_for_backward
-from rknet.block import DynamicBlock
 from rknet.layers import make_layer
 from rknet.reversible import HamiltonianBlock, LeapfrogBlock
 
@@ -53,10 +53,10 @@ def saved_storages(block, y):
 RECOMPUTING = ["checkpoint", "selective"]
 
 
-def dynamic_pair(norm, dims=2, memory="checkpoint", **kwargs):
+def dynamic_pair(norm, dims=2, gradient="checkpoint", **kwargs):
     layer = make_layer("double" if norm == "batch" else "doublesym", 3, dims=dims, activation="tanh", norm=norm)
     plain = perturbed(DynamicBlock(layer, "rk4", [0, 0.5, 1, 1.5], **kwargs).double())
-    checkpointed = DynamicBlock(layer, "rk4", [0, 0.5, 1, 1.5], memory=memory, **kwargs).double()
+    checkpointed = DynamicBlock(layer, "rk4", [0, 0.5, 1, 1.5], gradient=gradient, **kwargs).double()
     checkpointed.load_state_dict(plain.state_dict())
     return plain, checkpointed
 
@@ -64,13 +64,13 @@ def dynamic_pair(norm, dims=2, memory="checkpoint", **kwargs):
 @pytest.mark.parametrize("memory", RECOMPUTING)
 @pytest.mark.parametrize("norm", ["tv", "batch"])
 def test_checkpoint_gives_backprop_gradients(norm, memory):
-    plain, checkpointed = dynamic_pair(norm, memory=memory, t_controls=[0, 1.5])
+    plain, checkpointed = dynamic_pair(norm, gradient=memory, t_controls=[0, 1.5])
     assert_same_gradients(checkpointed, plain, torch.randn(4, 3, 5, 5, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("memory", RECOMPUTING)
 def test_checkpoint_updates_batch_norm_statistics_once_per_training_step(memory):
-    plain, checkpointed = dynamic_pair("batch", dims=1, memory=memory)
+    plain, checkpointed = dynamic_pair("batch", dims=1, gradient=memory)
     y = torch.randn(6, 3, 7, dtype=torch.float64)
     for block in (plain, checkpointed):
         optimizer = torch.optim.SGD(block.parameters(), lr=0.1)
@@ -85,7 +85,7 @@ def test_checkpoint_updates_batch_norm_statistics_once_per_training_step(memory)
 
 @pytest.mark.parametrize("memory", RECOMPUTING)
 def test_checkpoint_in_eval_mode_and_without_grad(memory):
-    plain, checkpointed = dynamic_pair("batch", dims=0, memory=memory)
+    plain, checkpointed = dynamic_pair("batch", dims=0, gradient=memory)
     plain.eval(), checkpointed.eval()
     assert_same_gradients(checkpointed, plain, torch.randn(4, 3, dtype=torch.float64))
     with torch.no_grad():
@@ -128,9 +128,9 @@ def test_memory_modes_hold_what_they_promise(norm):
     y = torch.randn(2, 3, 5, 5, dtype=torch.float64, requires_grad=True)
     state = y.numel() * y.element_size()
     plain, checkpointed = dynamic_pair(norm)
-    selective = dynamic_pair(norm, memory="selective")[1]
-    evaluations, steps = plain.evaluations_per_forward, len(plain.steps)
-    held = {block.memory: held_for_backward(lambda block=block: block(y)) / state
+    selective = dynamic_pair(norm, gradient="selective")[1]
+    evaluations, steps = plain.evaluations_per_forward, plain.num_steps
+    held = {block.gradient.name: held_for_backward(lambda block=block: block(y)) / state
             for block in (plain, checkpointed, selective)}
     assert held["checkpoint"] == steps - 1
     assert held["selective"] == 2 * evaluations + steps - 1
@@ -140,7 +140,7 @@ def test_memory_modes_hold_what_they_promise(norm):
         output = block(y)
         with ConvolutionCount() as counter:
             output.sum().backward()
-        recomputed[block.memory] = counter.count
+        recomputed[block.gradient.name] = counter.count
     # checkpoint reruns the step up to its last saved tensor (all but the final convolution of a step)
     assert recomputed["backprop"] == recomputed["selective"] == 0
     assert 2 * evaluations - steps <= recomputed["checkpoint"] <= 2 * evaluations
@@ -152,7 +152,7 @@ def test_compiled_recomputing_modes_match_eager_backprop(memory):
     statistics as eager backprop."""
     layer = make_layer("double", 3, dims=0, activation="tanh", norm="batch")
     plain = perturbed(DynamicBlock(layer, "heun", [0, 0.5]).double())
-    other = DynamicBlock(layer, "heun", [0, 0.5], memory=memory).double()
+    other = DynamicBlock(layer, "heun", [0, 0.5], gradient=memory).double()
     other.load_state_dict(plain.state_dict())
     compiled = torch.compile(other)
     y = torch.randn(6, 3, dtype=torch.float64)
@@ -163,11 +163,15 @@ def test_compiled_recomputing_modes_match_eager_backprop(memory):
         torch.testing.assert_close(other.get_buffer(name), buffer, rtol=1e-12, atol=1e-14)
 
 
-def test_unknown_memory_mode():
-    with pytest.raises(ValueError, match="unknown memory mode 'recompute'; valid: backprop, selective, checkpoint"):
-        DynamicBlock(make_layer("single", 2, dims=0), memory="recompute")
-    with pytest.raises(ValueError, match="valid: reversible, backprop"):
-        LeapfrogBlock(make_layer("single", 2, dims=0), memory="checkpoint")
+def test_unknown_or_inapplicable_gradient_strategy():
+    with pytest.raises(ValueError, match="unknown gradient strategy 'recompute'; valid: backprop, selective, "
+                                         "checkpoint, reversible"):
+        DynamicBlock(make_layer("single", 2, dims=0), gradient="recompute")
+    with pytest.raises(ValueError, match="gradient 'reversible' does not apply to DynamicBlock; it accepts backprop, "
+                                         "selective, checkpoint"):
+        DynamicBlock(make_layer("single", 2, dims=0), gradient="reversible")
+    with pytest.raises(ValueError, match="it accepts reversible, backprop"):
+        LeapfrogBlock(make_layer("single", 2, dims=0), gradient="checkpoint")
 
 
 def reversible_blocks(steps, channels=3):
@@ -183,7 +187,7 @@ def reversible_blocks(steps, channels=3):
 def test_reversible_gives_backprop_gradients(index):
     block = reversible_blocks(6)[index]
     plain = copy.deepcopy(block)
-    plain.memory = "backprop"
+    plain.gradient = rknet.GRADIENTS["backprop"]
     y = torch.randn(2, 3, 8, dtype=torch.float64)
     assert_same_gradients(block, plain, y)
     with torch.no_grad():

@@ -1,4 +1,4 @@
-"""DynamicBlock.refine and refine_network: the same ODE on a finer grid."""
+"""Block.refine and ODENet.refine: the same ODE on a finer grid."""
 
 import math
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import rknet
-from rknet.block import DynamicBlock, refine_network
+from rknet import DynamicBlock
+from rknet.controls import interpolate
 from rknet.layers import make_layer
 
 
@@ -57,8 +58,8 @@ def test_refined_controls_keep_theta_as_a_function_of_time(interpolation):
     assert refined.t_controls == rknet.refine_times((0, 1, 3), 3)
     assert refined.t_states == rknet.refine_times((0, 1, 2, 3), 3)
     for t in torch.linspace(0, 3, 41).tolist():
-        old = block._interpolate(rknet.grid.interpolation_weights(block.t_controls, t, interpolation), {})
-        new = refined._interpolate(rknet.grid.interpolation_weights(refined.t_controls, t, interpolation), {})
+        old = interpolate(block.controls, rknet.grid.interpolation_weights(block.t_controls, t, interpolation))
+        new = interpolate(refined.controls, rknet.grid.interpolation_weights(refined.t_controls, t, interpolation))
         for name in old:
             torch.testing.assert_close(new[name], old[name], rtol=1e-6, atol=1e-7)
 
@@ -66,7 +67,7 @@ def test_refined_controls_keep_theta_as_a_function_of_time(interpolation):
 def test_parameter_counts_and_copies():
     block = DynamicBlock(make_layer("doublesym", 2, dims=1, norm="tv"), "heun", [0, 1, 2], [0, 2])
     kept = block.refine(2)
-    assert kept.t_controls == block.t_controls and len(kept.steps) == 4
+    assert kept.t_controls == block.t_controls and kept.num_steps == 4
     assert sum(p.numel() for p in kept.parameters()) == 2 * per_control(block)
     assert all(torch.equal(kept.controls[n], block.controls[n]) for n in block.controls)
     finer = block.refine(2, controls=True)
@@ -93,10 +94,10 @@ def test_batch_norm_statistics_follow_the_old_step_and_stage():
 
 def test_refine_keeps_settings_and_mode():
     block = DynamicBlock(make_layer("single", 2, dims=0), "midpoint", [0, 1], interpolation="constant",
-                         memory="checkpoint").eval()
+                         gradient="checkpoint").eval()
     block.controls["K"].requires_grad_(False)
     refined = block.refine(2)
-    assert (refined.tableau, refined.interpolation, refined.memory) == (block.tableau, "constant", "checkpoint")
+    assert (refined.tableau, refined.interpolation, refined.gradient.name) == (block.tableau, "constant", "checkpoint")
     assert not refined.training and not refined.controls["K"].requires_grad
     assert refined.layer is block.layer
 
@@ -118,23 +119,31 @@ def test_controls_flag_must_be_a_bool():
 def test_refine_network_replaces_every_block_and_its_config(controls):
     net = rknet.ODENet(3, 2, widths=(4, 4, 4), dims=0, t_states=[0, 1, 2], norm=None,
                        activation="tanh").double().eval()
-    refined = refine_network(net, 2, controls=controls)
-    assert [len(b.steps) for b in refined.blocks] == [4, 4]
-    assert [len(b.steps) for b in net.blocks] == [2, 2]  # the original is untouched
-    assert refined.config["t_states"] == [0, 0.5, 1, 1.5, 2]
-    assert refined.config["t_controls"] == (None if controls else [0, 1, 2])
-    rebuilt = rknet.ODENet(**refined.config).double()
+    refined = net.refine(2, controls=controls)
+    assert [b.num_steps for b in refined.blocks] == [4, 4]
+    assert [b.num_steps for b in net.blocks] == [2, 2]  # the original is untouched
+    assert refined.spec.t_states == (0, 0.5, 1, 1.5, 2)
+    assert refined.spec.t_controls == (None if controls else (0, 1, 2))
+    rebuilt = rknet.ODENet.from_spec(refined.spec).double()
     rebuilt.load_state_dict(refined.state_dict())  # the config describes the refined model exactly
     x = torch.randn(5, 3, dtype=torch.float64)
     with torch.no_grad():
         assert torch.equal(rebuilt.eval()(x), refined(x))
         # Closer to the fine-grid network than the original was, by at least the RK4 factor 2^4 / 2.
-        fine = refine_network(net, 16)(x)
+        fine = net.refine(16)(x)
         assert (refined(x) - fine).norm() <= (net(x) - fine).norm() / 8
 
 
-def test_reversible_networks_refuse_refinement_and_memory_modes():
-    with pytest.raises(TypeError, match="a LeapfrogBlock cannot be refined"):
-        rknet.ODENet(3, 10, method="leapfrog").refine(2)
-    with pytest.raises(ValueError, match="hamiltonian blocks are reversible already"):
-        rknet.ODENet(3, 10, method="hamiltonian", memory="selective")
+@pytest.mark.parametrize("method", ["leapfrog", "hamiltonian"])
+def test_reversible_networks_refine_with_theta_kept_and_refuse_recomputing_strategies(method):
+    net = rknet.ODENet(2, 3, widths=(3, 3), dims=0, method=method, t_states=(0, 1, 2)).double()
+    refined = net.refine(2)
+    assert refined.spec.t_states == (0, 0.5, 1, 1.5, 2) and refined.blocks[0].t_controls == (0, 0.5, 1, 1.5)
+    for name, stacked in net.blocks[0].controls.items():  # piecewise-constant theta: each control taken twice
+        assert torch.equal(refined.blocks[0].controls[name], stacked.repeat_interleave(2, dim=0))
+    x = torch.randn(4, 2, dtype=torch.float64)
+    with torch.no_grad():
+        assert (refined(x) - net(x)).abs().max() > 0  # another discretisation of the same ODE
+    with pytest.raises(ValueError, match=f"gradient 'selective' does not apply to {method} blocks; they accept "
+                                         "reversible, backprop"):
+        rknet.ODENet(3, 10, method=method, gradient="selective")

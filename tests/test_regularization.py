@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from rknet.block import DynamicBlock
+from rknet import DynamicBlock
 from rknet.layers import make_layer
 from rknet.regularization import clip_weights_, time_regularization
 from rknet.reversible import HamiltonianBlock, LeapfrogBlock

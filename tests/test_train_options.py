@@ -23,9 +23,9 @@ def test_multilevel_refines_coarse_to_fine_and_records_accuracy_around_each_refi
     for r in refinements:  # refinement changes the network only by the discretisation error
         assert abs(r["val_acc_after"] - r["val_acc_before"]) < 0.2
     assert [r["steps"] for r in read_metrics(result.out)] == [1, 2, 4]
-    assert result.model.config["t_states"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert result.model.spec.t_states == (0.0, 1.0, 2.0, 3.0, 4.0)
     assert summary["params"] == sum(p.numel() for p in result.model.parameters())
-    assert rknet.load(result.out).config["t_states"] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert rknet.load(result.out).spec.t_states == (0.0, 1.0, 2.0, 3.0, 4.0)
 
 
 def test_multilevel_refines_the_best_network_of_the_level(tmp_path):
@@ -72,7 +72,7 @@ def test_clip_bounds_kernel_weights(tmp_path):
 @pytest.mark.parametrize("memory", ["checkpoint", "selective"])
 def test_recomputing_memory_modes_train_like_backprop(tmp_path, memory):
     backprop = run(tmp_path, "backprop", steps=2, epochs=1, norm="batch")
-    recomputing = run(tmp_path, memory, steps=2, epochs=1, norm="batch", memory=memory)
+    recomputing = run(tmp_path, memory, steps=2, epochs=1, norm="batch", gradient=memory)
     assert recomputing.test_loss == pytest.approx(backprop.test_loss, rel=1e-4)
 
 
@@ -118,4 +118,4 @@ def test_without_a_validation_split_the_last_epoch_model_is_kept(tmp_path):
 
 def test_memory_mode_with_a_reversible_method_is_refused(tmp_path):
     with pytest.raises(ValueError, match="reversible"):
-        run(tmp_path, "bad", method="leapfrog", memory="checkpoint")
+        run(tmp_path, "bad", method="leapfrog", gradient="checkpoint")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .experiments import add_compare_parser
-from .options import OPTION_HELP, add_config_options, comma_list
+from .options import add_config_options, comma_list, train_option_fields
 from .training import TrainConfig, TrainingDiverged, evaluate_run, format_table, read_config_file, train
 from .training.evaluation import load_run
 
@@ -20,9 +20,24 @@ EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 
 
+def positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse that reports usage errors in one line and exits with code 2."""
+    """argparse that reports usage errors in one line, exits with code 2, and takes no abbreviations (a
+    mistyped `--epoch 2` is an error, not `--epochs`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
@@ -33,7 +48,7 @@ def _add_train_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", metavar="OUT", help="continue the run in folder OUT where it stopped")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar (default: only on a terminal)")
-    add_config_options(parser, dataclasses.fields(TrainConfig), OPTION_HELP)
+    add_config_options(parser, train_option_fields())
 
 
 def _train_command(args: argparse.Namespace) -> int:
@@ -102,11 +117,11 @@ def _add_analysis_parsers(commands) -> None:
     stability.set_defaults(handler=_stability_command)
     spectrum = _run_parser(commands, "spectrum", "Jacobian spectra h*lambda of a trained run over its method's "
                            "stability region", "spectra.png")
-    spectrum.add_argument("--samples", type=int, default=4, help="test samples to analyse (default 4)")
+    spectrum.add_argument("--samples", type=positive, default=4, help="test samples to analyse (default 4)")
     spectrum.set_defaults(handler=_spectrum_command)
     trajectories = _run_parser(commands, "trajectories", "feature trajectories of a 2-D toy run (dense network "
                                "of width 2)", "trajectories.png")
-    trajectories.add_argument("--points", type=int, default=300, help="test points to draw (default 300)")
+    trajectories.add_argument("--points", type=positive, default=300, help="test points to draw (default 300)")
     trajectories.set_defaults(handler=_trajectories_command)
 
 
@@ -122,8 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Test accuracy of a run's model with other integrators or finer state grids "
                     "(same controls theta(t)).")
     eval_parser.add_argument("run", help="run folder (or its model.pt)")
-    eval_parser.add_argument("--method", type=comma_list(str, "names"), help="methods, comma-separated")
-    eval_parser.add_argument("--steps", type=comma_list(int, "integers"), help="state step counts, comma-separated")
+    eval_parser.add_argument("--method", type=comma_list(str, "names"),
+                             help="methods of the run's family, comma-separated (names or tableau files)")
+    eval_parser.add_argument("--steps", type=comma_list(positive, "positive integers"),
+                             help="state step counts, comma-separated")
     eval_parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     eval_parser.set_defaults(handler=_eval_command)
     _add_analysis_parsers(commands)
@@ -138,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"rknet {args.command}: {error}", file=sys.stderr)
         return EXIT_DIVERGED
-    except (ValueError, OSError) as error:
+    except (ValueError, TypeError, OSError) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"rknet {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE

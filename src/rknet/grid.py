@@ -32,6 +32,8 @@ def as_times(values, what: str, minimum: int = 2) -> tuple[float, ...]:
             raise ValueError(f"{what} must be a 1-D sequence of times, got a tensor of shape "
                              f"{tuple(values.shape)}")
         values = values.detach().cpu().tolist()
+    elif type(values).__module__ == "numpy" and hasattr(values, "tolist"):  # a numpy array or scalar
+        values = values.tolist()
     if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
         raise ValueError(f"{what} must be a sequence of times, got {values!r}")
     try:
@@ -91,15 +93,24 @@ def interpolation_weights(t_controls: Sequence[float], time: float, interpolatio
     return ((index, 1.0 - fraction), (index + 1, fraction))
 
 
+def step_sizes(t_states: Sequence[float]) -> tuple[float, ...]:
+    """h_k = t_{k+1} - t_k."""
+    return tuple(end - start for start, end in zip(t_states, t_states[1:]))
+
+
+def stage_times(t_states: Sequence[float], nodes: Sequence[float]) -> tuple[tuple[float, ...], ...]:
+    """For every step k, the stage times t_k + c_i h_k (the one place they are computed)."""
+    return tuple(tuple(start + ci * step for ci in nodes) for start, step in zip(t_states, step_sizes(t_states)))
+
+
 def stage_weights(t_states: Sequence[float], t_controls: Sequence[float], tableau: ButcherTableau,
                   interpolation: str) -> tuple[tuple[Weights, ...], ...]:
-    """For every step and stage, the control weights at the stage time t_k + c_i h_k."""
-    table = []
-    for start, end in zip(t_states, t_states[1:]):
-        step = end - start
-        table.append(tuple(interpolation_weights(t_controls, start + ci * step, interpolation,
-                                                 from_left=ci > 0) for ci in tableau.c))
-    return tuple(table)
+    """For every step and stage, the control weights at the stage time t_k + c_i h_k.
+
+    A stage with c_i > 0 sees theta's left limit at a control knot: what the end of a step must see."""
+    return tuple(tuple(interpolation_weights(t_controls, time, interpolation, from_left=ci > 0)
+                       for time, ci in zip(times, tableau.c))
+                 for times in stage_times(t_states, tableau.c))
 
 
 def knots_inside_steps(t_states: Sequence[float], t_controls: Sequence[float]) -> list[float]:

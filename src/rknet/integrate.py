@@ -1,16 +1,37 @@
-"""The one explicit Runge-Kutta loop, driven by a tableau, and `integrate()` built on it."""
+"""The one time loop (`march`), the one explicit Runge-Kutta step driven by a tableau, and `integrate()`.
+
+Blocks, trajectories and `integrate` all step through `march`; Runge-Kutta ones take `rk_step` as the step.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import torch
 
-from .grid import as_times
+from .grid import as_times, stage_times, step_sizes
 from .tableau import ButcherTableau, get_tableau
 
 Slope = Callable[[int, torch.Tensor], torch.Tensor]
+State = TypeVar("State")
+
+
+def march(step: Callable[[State, int], State], state: State, num_steps: int) -> State:
+    """The state after steps k = 0 .. num_steps - 1 of `step(state, k)`."""
+    for k in range(num_steps):
+        state = step(state, k)
+    return state
+
+
+def march_states(step: Callable[[State, int], State], state: State, num_steps: int,
+                 observe: Callable[[State], torch.Tensor] = lambda state: state) -> torch.Tensor:
+    """Like `march`, but `observe(state)` at every state time, stacked: shape (num_steps + 1, ...)."""
+    seen = [observe(state)]
+    for k in range(num_steps):
+        state = step(state, k)
+        seen.append(observe(state))
+    return torch.stack(seen)
 
 
 class StageTerms(NamedTuple):
@@ -66,17 +87,25 @@ def integrate(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor
     """
     if not isinstance(y0, torch.Tensor):
         raise TypeError(f"y0 must be a torch.Tensor, got {type(y0).__name__}")
+    if not (y0.is_floating_point() or y0.is_complex()):
+        raise TypeError(f"y0 must be a floating-point tensor, got dtype {y0.dtype} (use y0.float())")
     if not callable(f):
         raise TypeError(f"f must be callable as f(t, y), got {type(f).__name__}")
     times = as_times(t, "t")
     tableau = get_tableau(method)
     terms = stage_terms(tableau)
-    y = y0
-    states = [y0]
-    for start, end in zip(times, times[1:]):
-        step = end - start
-        y = rk_step(lambda i, state, start=start, step=step: f(start + tableau.c[i] * step, state),
-                    y, step, terms)
-        if trajectory:
-            states.append(y)
-    return torch.stack(states) if trajectory else y
+    stages, sizes = stage_times(times, tableau.c), step_sizes(times)
+
+    def step(y: torch.Tensor, k: int) -> torch.Tensor:
+        return rk_step(lambda i, state: _slope(f, stages[k][i], state), y, sizes[k], terms)
+
+    return (march_states if trajectory else march)(step, y0, len(sizes))
+
+
+def _slope(f: Callable[[float, torch.Tensor], torch.Tensor], t: float, y: torch.Tensor) -> torch.Tensor:
+    """f(t, y), which must have y's shape (a silently broadcast slope would integrate another system)."""
+    value = f(t, y)
+    if not isinstance(value, torch.Tensor) or value.shape != y.shape:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"f(t, y) must return a tensor of y's shape {tuple(y.shape)}, got {shape}")
+    return value

@@ -8,13 +8,15 @@ the interpolated values: `layer(params, y, stats, training)`. The same layer wor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from .controls import ParameterSpec
 from .norms import BatchStats, apply_norm, check_norm, norm_parameter_specs
-from .specs import ParameterSpec
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": torch.relu,
@@ -74,6 +76,7 @@ class Layer:
 
     name = "layer"
     norm_sites: tuple[str, ...] = ()
+    option_names: tuple[str, ...] = ()  # keyword arguments beyond channels, dims, activation and norm
 
     def __init__(self, channels: int, *, dims: int = 2, activation: str = "relu",
                  norm: str | None = None) -> None:
@@ -84,6 +87,10 @@ class Layer:
         self.activation = check_activation(activation)
         self.norm = check_norm(norm)
         self.act = ACTIVATIONS[self.activation]
+
+    def options(self) -> dict[str, Any]:
+        """This layer's own keyword arguments (e.g. Antisymmetric's gamma), as a network spec stores them."""
+        return {name: getattr(self, name) for name in self.option_names}
 
     def parameter_specs(self) -> dict[str, ParameterSpec]:
         specs = self.kernel_specs()
@@ -121,8 +128,9 @@ class Layer:
         raise NotImplementedError
 
     def __repr__(self) -> str:
+        options = "".join(f", {name}={value!r}" for name, value in self.options().items())
         return (f"{type(self).__name__}({self.channels}, dims={self.dims}, activation={self.activation!r}, "
-                f"norm={self.norm!r})")
+                f"norm={self.norm!r}{options})")
 
 
 class Single(Layer):
@@ -200,12 +208,13 @@ class Antisymmetric(Layer):
 
     name = "antisymmetric"
     norm_sites = ("norm",)
+    option_names = ("gamma",)
 
     def __init__(self, channels: int, *, dims: int = 2, activation: str = "relu",
                  norm: str | None = None, gamma: float = 0.01) -> None:
         super().__init__(channels, dims=dims, activation=activation, norm=norm)
-        if gamma < 0:
-            raise ValueError(f"gamma must be >= 0, got {gamma}")
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma < math.inf:
+            raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
         self.gamma = float(gamma)
 
     def kernel_specs(self):
@@ -222,12 +231,20 @@ LAYERS: dict[str, type[Layer]] = {cls.name: cls for cls in (Single, Double, Prea
                                                               Antisymmetric)}
 
 
-def make_layer(name: str | Layer, channels: int, *, dims: int = 2, activation: str = "relu",
-               norm: str | None = None) -> Layer:
-    """A layer by name (`single`, `double`, `preactdouble`, `doublesym`, `antisymmetric`)."""
-    if isinstance(name, Layer):
-        return name
+def layer_name(name: str) -> str:
+    """The registered name of a layer (case and underscores ignored); ValueError listing the valid ones."""
     key = name.lower().replace("_", "") if isinstance(name, str) else name
     if key not in LAYERS:
         raise ValueError(f"unknown layer {name!r}; valid layers: {', '.join(LAYERS)}")
-    return LAYERS[key](channels, dims=dims, activation=activation, norm=norm)
+    return key
+
+
+def make_layer(name: str, channels: int, *, dims: int = 2, activation: str = "relu", norm: str | None = None,
+               **options: Any) -> Layer:
+    """A layer by name (see `LAYERS`) with its own options, e.g. `make_layer("antisymmetric", 8, gamma=0.1)`."""
+    cls = LAYERS[layer_name(name)]
+    unknown = sorted(set(options) - set(cls.option_names))
+    if unknown:
+        valid = ", ".join(cls.option_names) or "none"
+        raise ValueError(f"unknown option {unknown[0]!r} for layer {cls.name}; its options: {valid}")
+    return cls(channels, dims=dims, activation=activation, norm=norm, **options)

@@ -9,21 +9,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
-from .distributed import batch_norm
-from .specs import ParameterSpec
+from . import distributed
+from .controls import ParameterSpec
 
 NORMS: tuple[str, ...] = ("batch", "tv", "none")
 TV_EPS = 1e-4
 BATCH_EPS = 1e-5
 BATCH_MOMENTUM = 0.1
+# The opening and connector batch norms of the reference implementation (DynamicBlocks) use eps 1e-4.
+REFERENCE_BATCH_EPS = 1e-4
 
 
 def check_norm(norm: str | None) -> str:
     """The canonical norm name; `None` means "none"."""
     name = "none" if norm is None else norm
     if not isinstance(name, str) or name.lower() not in NORMS:
-        raise ValueError(f"unknown norm {norm!r}; valid norms: batch, tv, none (or None)")
+        raise ValueError(f"unknown norm {norm!r}; valid norms: {', '.join(NORMS)}")
     return name.lower()
 
 
@@ -69,3 +73,54 @@ def apply_norm(norm: str, x: torch.Tensor, params: dict[str, torch.Tensor], pref
         return batch_norm(x, stats.mean, stats.var, params[f"{prefix}_weight"], params[f"{prefix}_bias"],
                           training, BATCH_MOMENTUM, BATCH_EPS)
     return x
+
+
+def batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
+               weight: torch.Tensor | None, bias: torch.Tensor | None, training: bool, momentum: float,
+               eps: float) -> torch.Tensor:
+    """`F.batch_norm`, with the batch statistics taken over all processes while training distributed.
+
+    Sums are all-reduced differentiably, so N processes compute what one would on the global batch, on
+    the CPU (gloo) as on GPUs (NCCL); `nn.SyncBatchNorm` does this on GPUs only, and not for the
+    per-evaluation statistics inside dynamic blocks.
+    """
+    if not (training and distributed.active()):
+        return F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    from torch.distributed.nn.functional import all_reduce
+
+    channels = x.shape[1]
+    dims = [0, *range(2, x.dim())]
+    count = x.new_full((1,), x.numel() // channels)
+    totals = all_reduce(torch.cat([x.sum(dims), x.square().sum(dims), count]))
+    samples = totals[-1]
+    mean = totals[:channels] / samples
+    var = (totals[channels:2 * channels] / samples - mean.square()).clamp_min(0)
+    if running_mean is not None and running_var is not None:
+        with torch.no_grad():
+            running_mean.lerp_(mean.detach(), momentum)
+            running_var.lerp_(var.detach() * samples / (samples - 1), momentum)
+    shape = (1, channels) + (1,) * (x.dim() - 2)
+    y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + eps)
+    if weight is not None:
+        y = y * weight.view(shape)
+    if bias is not None:
+        y = y + bias.view(shape)
+    return y
+
+
+class BatchNorm(nn.modules.batchnorm._BatchNorm):
+    """Batch norm for (N, C), (N, C, L) and (N, C, H, W) inputs, global-batch statistics under DDP.
+
+    Same parameters, buffers and state_dict keys as `nn.BatchNorm1d/2d`.
+    """
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() not in (2, 3, 4):
+            raise ValueError(f"BatchNorm expects 2-D, 3-D or 4-D input, got shape {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input_dim(x)
+        if self.training and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
+        return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
+                          self.momentum, self.eps)

@@ -8,53 +8,30 @@ from __future__ import annotations
 
 import warnings
 
-import torch
-
-from .block import DynamicBlock
 from .grid import GridWarning, uniform_grid
 from .network import ODENet
+from .schemes import check_family, resolve_method
 
 
-def evaluation_times(block: DynamicBlock) -> list[float]:
-    """The time of every layer evaluation, in the order of the block's batch-norm statistics rows."""
-    return [start + c * step for start, step in zip(block.t_states, block.steps) for c in block.tableau.c]
-
-
-def _nearest(times: list[float], time: float) -> int:
-    return min(range(len(times)), key=lambda i: abs(times[i] - time))
-
-
-def transfer_statistics(source: DynamicBlock, target: DynamicBlock) -> None:
-    """Give each evaluation of `target` the batch-norm statistics of `source`'s nearest-in-time one."""
-    old, new = evaluation_times(source), evaluation_times(target)
-    rows = torch.tensor([_nearest(old, t) for t in new])
-    for name, buffer in source.named_buffers():
-        getattr(target, name).copy_(buffer[rows.to(buffer.device)])
-
-
-def rediscretize(model: ODENet, method: str | None = None, steps: int | None = None) -> ODENet:
+def rediscretize(model: ODENet, method=None, steps: int | None = None) -> ODENet:
     """A copy of `model` integrated with `method` over `steps` equal steps of the same time interval.
 
     The controls keep their times (the original state grid when they had none of their own), so the
-    weights theta(t) are the same function of time; only the discretisation of the ODE changes.
+    weights theta(t) are the same function of time; only the discretisation changes. `method` is any
+    method of the same family (a Runge-Kutta network takes any tableau; leapfrog and hamiltonian networks
+    only a new grid). Batch-norm statistics: each evaluation takes those of the same stage of the trained
+    step containing it, or with other stage times those of the trained evaluation nearest in time.
     """
-    config = dict(model.config)
-    states = config["t_states"]
-    if config["t_controls"] is None:
-        config["t_controls"] = list(states)
-    if method is not None:
-        config["method"] = method
+    spec = model.spec
+    changes = {}
     if steps is not None:
-        config["t_states"] = list(uniform_grid(steps, states[-1], states[0]))
+        changes["t_states"] = uniform_grid(steps, spec.t_states[-1], spec.t_states[0])
+    if method is not None:
+        changes["method"] = resolve_method(method)
+        check_family(spec.method, changes["method"])
+    if spec.family == "runge-kutta":
+        changes["t_controls"] = spec.control_times
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GridWarning)
-        copy = ODENet(**config)
-    reference = next(model.parameters())
-    copy.to(device=reference.device, dtype=reference.dtype)
-    state = {k: v for k, v in model.state_dict().items()
-             if not any(k.startswith(f"blocks.{i}.") and "running" in k for i in range(len(model.blocks)))}
-    copy.load_state_dict(state, strict=False)
-    with torch.no_grad():
-        for source, target in zip(model.blocks, copy.blocks):
-            transfer_statistics(source, target)
-    return copy.train(model.training)
+        target = spec.replace(**changes)
+        return model.resampled(target)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from .reversible import BLOCK_TYPES
+from .block import Block
 
 
 def _kernel_controls(model: nn.Module) -> Iterator[tuple[tuple[float, ...], torch.Tensor]]:
@@ -17,7 +17,7 @@ def _kernel_controls(model: nn.Module) -> Iterator[tuple[tuple[float, ...], torc
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected a torch.nn.Module (a model or a block), got {type(model).__name__}")
     for module in model.modules():
-        if isinstance(module, BLOCK_TYPES):
+        if isinstance(module, Block):
             for name in module.decay_parameter_names():
                 yield module.t_controls, module.get_parameter(name)
 

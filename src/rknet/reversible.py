@@ -1,11 +1,11 @@
 """Reversible blocks: schemes whose states can be recomputed backwards, so training memory does not
 grow with depth.
 
-Both blocks step a pair of states with one control per step (at the step's start time, uniform grid)
-and train through `ReversibleFunction`: its forward keeps only the final pair, its backward runs the
-scheme backwards to rebuild each step's input and recomputes that step's layer evaluations under
-`enable_grad` for their vector-Jacobian products. `memory="backprop"` runs the same scheme through
-plain autograd instead (the reference the reversible gradients are tested against).
+Both blocks step a pair of states with one control per step (at the step's start time, uniform grid).
+With the `reversible` gradient strategy (default) the forward pass keeps only the final pair and the
+backward pass runs the scheme backwards (`reverse`) to rebuild each step's input, recomputing that step's
+layer evaluations for their vector-Jacobian products; `backprop` runs the same scheme through plain
+autograd (the reference the reversible gradients are tested against).
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-from torch import nn
-from torch.autograd.function import once_differentiable
 
-from .block import DynamicBlock, check_layer, check_memory, stacked_controls
+from .block import Block, check_layer
 from .grid import as_times
+from .integrate import march, march_states
 from .layers import Layer
+from .strategies import GradientStrategy
 
-REVERSIBLE_MEMORY_MODES: tuple[str, ...] = ("reversible", "backprop")
 _UNIFORM_TOLERANCE = 1e-9
 
 Pair = tuple[torch.Tensor, torch.Tensor]
@@ -28,7 +27,7 @@ Controls = Mapping[str, torch.Tensor]
 Reversed = tuple[Pair, Pair | None, dict[str, torch.Tensor] | None]
 
 
-def _uniform_step(t_states: Sequence[float], scheme: str) -> float:
+def uniform_step(t_states: Sequence[float], scheme: str) -> float:
     steps = [end - start for start, end in zip(t_states, t_states[1:])]
     if max(steps) - min(steps) > _UNIFORM_TOLERANCE * max(steps):
         raise ValueError(f"{scheme} needs a uniform grid (equal steps, e.g. rknet.uniform_grid(n, T)), got "
@@ -60,65 +59,46 @@ def _evaluate(layer: Layer, params: Controls, state: torch.Tensor, cotangent: to
     return value.detach(), grads[0], param_grads
 
 
-class ReversibleFunction(torch.autograd.Function):
-    """Runs `block.run` forward without a graph; backward rebuilds the states with `block.reverse`.
+class ReversibleBlock(Block):
+    """Common part of the reversible blocks: uniform grid, one control per step (held constant over it).
 
-    Saves the final pair of states and the stacked controls (held by the model anyway), nothing per step.
-    """
-
-    @staticmethod
-    def forward(ctx, block: ReversibleBlock, first: torch.Tensor, second: torch.Tensor,
-                *stacked: torch.Tensor) -> Pair:
-        final = block.run(dict(zip(block.controls, stacked)), (first, second))
-        ctx.block = block
-        ctx.save_for_backward(*final, *stacked)
-        return final
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, *cotangents: torch.Tensor):
-        first, second, *stacked = ctx.saved_tensors
-        names = list(ctx.block.controls)
-        _, initial_cotangents, grads = ctx.block.reverse(dict(zip(names, stacked)), (first, second),
-                                                         cotangents)
-        return None, *initial_cotangents, *(grads[name] for name in names)
-
-
-class ReversibleBlock(nn.Module):
-    """Common part of the reversible blocks: uniform grid, one control per step, memory mode.
-
-    Subclasses define `initial(y)`, `run` (the scheme forward), `reverse` (the scheme backward, with
-    vector-Jacobian products when given cotangents) and `output(pair)`.
+    Subclasses define `initial(y)`, `advance` (one step of the scheme), `reverse` (the scheme backward,
+    with vector-Jacobian products when given cotangents), `output(pair)` and `with_grids`.
     """
 
     scheme = "reversible block"
-
-    def __init__(self, layers: Mapping[str, Layer], t_states: Sequence[float], memory: str) -> None:
-        super().__init__()
-        self.t_states = as_times(t_states, "t_states", minimum=2)
-        self.h = _uniform_step(self.t_states, self.scheme)
-        self.t_controls = self.t_states[:-1]
-        self.memory = check_memory(memory, REVERSIBLE_MEMORY_MODES)
-        self.layers = {prefix: _check_reversible_layer(layer, self.scheme)
-                       for prefix, layer in layers.items()}
-        self.specs = {prefix + name: spec for prefix, layer in self.layers.items()
-                      for name, spec in layer.parameter_specs().items()}
-        self.controls = stacked_controls(self.specs, len(self.t_controls))
-
+    gradients = ("reversible", "backprop")
     evaluations_per_step = 1
 
+    def __init__(self, layers: Mapping[str, Layer], t_states: Sequence[float],
+                 gradient: str | GradientStrategy | None) -> None:
+        states = as_times(t_states, "t_states", minimum=2)
+        h = uniform_step(states, self.scheme)
+        checked = {prefix: _check_reversible_layer(layer, self.scheme) for prefix, layer in layers.items()}
+        specs = {prefix + name: spec for prefix, layer in checked.items()
+                 for name, spec in layer.parameter_specs().items()}
+        super().__init__(states, states[:-1], specs, gradient)
+        self.h, self.layers = h, checked
+
     @property
-    def num_steps(self) -> int:
-        return len(self.t_controls)
+    def method_name(self) -> str:
+        return self.family
 
     @property
     def evaluations_per_forward(self) -> int:
         """Layer evaluations in one forward pass."""
         return self.num_steps * self.evaluations_per_step
 
-    def decay_parameter_names(self) -> list[str]:
-        """Names (relative to this block) of the kernel weights: decayed and time-regularised."""
-        return [f"controls.{name}" for name, spec in self.specs.items() if spec.decay]
+    def run(self, controls: Controls, pair: Pair) -> Pair:
+        """The scheme forward from `pair`, with the given stacked controls."""
+        return march(lambda state, k: self.advance(controls, state, k), pair, self.num_steps)
+
+    def integrate(self, y: torch.Tensor) -> torch.Tensor:
+        return self.output(self.run(self.controls, self.initial(y)))
+
+    def trajectory(self, y: torch.Tensor) -> torch.Tensor:
+        return march_states(lambda state, k: self.advance(self.controls, state, k), self.initial(y),
+                            self.num_steps, self.output)
 
     def _params(self, controls: Controls, prefix: str, k: int) -> dict[str, torch.Tensor]:
         return {name[len(prefix):]: value[k] for name, value in controls.items() if name.startswith(prefix)}
@@ -129,20 +109,13 @@ class ReversibleBlock(nn.Module):
     def output(self, pair: Pair) -> torch.Tensor:
         raise NotImplementedError
 
-    def run(self, controls: Controls, pair: Pair) -> Pair:
+    def advance(self, controls: Controls, pair: Pair, k: int) -> Pair:
         raise NotImplementedError
 
     def reverse(self, controls: Controls, pair: Pair, cotangents: Pair | None = None) -> Reversed:
         """The initial pair rebuilt from the final one; given the final pair's cotangents, also the
         initial pair's cotangents and the gradients of the stacked controls (else None for both)."""
         raise NotImplementedError
-
-    def forward(self, y: torch.Tensor) -> torch.Tensor:
-        if self.memory == "reversible" and torch.is_grad_enabled():
-            pair = ReversibleFunction.apply(self, *self.initial(y), *self.controls.values())
-        else:
-            pair = self.run(self.controls, self.initial(y))
-        return self.output(pair)
 
     @torch.no_grad()
     def reconstruct(self, y: torch.Tensor) -> Pair:
@@ -170,7 +143,7 @@ class ReversibleBlock(nn.Module):
     def extra_repr(self) -> str:
         layers = ", ".join(f"{prefix or 'layer'}={layer!r}" for prefix, layer in self.layers.items())
         return (f"steps={self.num_steps}, h={self.h:g}, t=[{self.t_states[0]:g}, {self.t_states[-1]:g}], "
-                f"memory={self.memory}, {layers}")
+                f"gradient={self.gradient.name}, {layers}")
 
 
 class LeapfrogBlock(ReversibleBlock):
@@ -182,11 +155,15 @@ class LeapfrogBlock(ReversibleBlock):
     """
 
     scheme = "LeapfrogBlock"
+    family = "leapfrog"
 
     def __init__(self, layer: Layer, t_states: Sequence[float] = (0, 1, 2, 3, 4),
-                 memory: str = "reversible") -> None:
-        super().__init__({"": layer}, t_states, memory)
+                 gradient: str | GradientStrategy | None = None) -> None:
+        super().__init__({"": layer}, t_states, gradient)
         self.layer = layer
+
+    def with_grids(self, t_states: Sequence[float], t_controls: Sequence[float]) -> LeapfrogBlock:
+        return LeapfrogBlock(self.layer, t_states, self.gradient)
 
     def initial(self, y: torch.Tensor) -> Pair:
         return y, y
@@ -197,11 +174,9 @@ class LeapfrogBlock(ReversibleBlock):
     def _leap(self, y: torch.Tensor, other: torch.Tensor, force: torch.Tensor) -> torch.Tensor:
         return (2 * y - other).add(force, alpha=self.h ** 2)
 
-    def run(self, controls: Controls, pair: Pair) -> Pair:
+    def advance(self, controls: Controls, pair: Pair, k: int) -> Pair:
         previous, y = pair
-        for k in range(self.num_steps):
-            previous, y = y, self._leap(y, previous, self.layer(self._params(controls, "", k), y))
-        return previous, y
+        return y, self._leap(y, previous, self.layer(self._params(controls, "", k), y))
 
     def reverse(self, controls: Controls, pair: Pair, cotangents: Pair | None = None) -> Reversed:
         previous, y = pair  # (y_k, y_{k+1}), k = N - 1 first
@@ -229,15 +204,21 @@ class HamiltonianBlock(ReversibleBlock):
     """
 
     evaluations_per_step = 2
-
     scheme = "HamiltonianBlock"
+    family = "hamiltonian"
 
     def __init__(self, layer: Layer, layer_z: Layer | None = None,
-                 t_states: Sequence[float] = (0, 1, 2, 3, 4), memory: str = "reversible") -> None:
-        super().__init__({"y_": layer, "z_": layer if layer_z is None else layer_z}, t_states, memory)
-        if self.layers["z_"].channels != layer.channels:
+                 t_states: Sequence[float] = (0, 1, 2, 3, 4), gradient: str | GradientStrategy | None = None
+                 ) -> None:
+        layer_z = layer if layer_z is None else check_layer(layer_z)
+        if check_layer(layer).channels != layer_z.channels:
             raise ValueError(f"HamiltonianBlock layers must have the same channels, got {layer.channels} "
-                             f"(y) and {self.layers['z_'].channels} (z)")
+                             f"(y) and {layer_z.channels} (z)")
+        super().__init__({"y_": layer, "z_": layer_z}, t_states, gradient)
+        self.layer = layer
+
+    def with_grids(self, t_states: Sequence[float], t_controls: Sequence[float]) -> HamiltonianBlock:
+        return HamiltonianBlock(self.layers["y_"], self.layers["z_"], t_states, self.gradient)
 
     def initial(self, y: torch.Tensor) -> Pair:
         return y, torch.zeros_like(y)
@@ -245,12 +226,10 @@ class HamiltonianBlock(ReversibleBlock):
     def output(self, pair: Pair) -> torch.Tensor:
         return pair[0]
 
-    def run(self, controls: Controls, pair: Pair) -> Pair:
+    def advance(self, controls: Controls, pair: Pair, k: int) -> Pair:
         y, z = pair
-        for k in range(self.num_steps):
-            z = z.add(self.layers["z_"](self._params(controls, "z_", k), y), alpha=-self.h)
-            y = y.add(self.layers["y_"](self._params(controls, "y_", k), z), alpha=self.h)
-        return y, z
+        z = z.add(self.layers["z_"](self._params(controls, "z_", k), y), alpha=-self.h)
+        return y.add(self.layers["y_"](self._params(controls, "y_", k), z), alpha=self.h), z
 
     def reverse(self, controls: Controls, pair: Pair, cotangents: Pair | None = None) -> Reversed:
         y, z = pair  # (y_{k+1}, z_{k+1}), k = N - 1 first
@@ -268,5 +247,3 @@ class HamiltonianBlock(ReversibleBlock):
                 g_y = g_y + g_force
         return (y, z), (g_y, g_z) if tracked else None, grads
 
-
-BLOCK_TYPES: tuple[type[nn.Module], ...] = (DynamicBlock, ReversibleBlock)

@@ -4,20 +4,34 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
+from typing import Any
 
 import torch
 
 _TOLERANCE = 1e-12
-MAX_ORDER_CHECKED = 6
+# Coefficients printed to 14 digits miss their exact values by ~1e-10 after a few sums: consistency and
+# order conditions accept that much round-off, and nothing near a real inconsistency (>= 1e-6 in practice).
+ROUND_OFF = 1e-8
+MAX_ORDER_CHECKED = 8
+
+
+def coefficient(value, what: str) -> float:
+    """A finite number from a number or an exact fraction written as text ("1/6", "-2/3", "0.25")."""
+    try:
+        number = float(Fraction(value.strip())) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError, ZeroDivisionError) as error:
+        raise ValueError(f"tableau {what} must hold numbers or fractions such as \"1/6\", got {value!r}") from error
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise ValueError(f"tableau {what} must hold finite numbers, got {value!r}")
+    return number
 
 
 def _as_floats(values: Sequence, what: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(v) for v in values)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"tableau {what} must be a sequence of numbers, got {values!r}") from error
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise ValueError(f"tableau {what} must be a sequence of numbers, got {values!r}")
+    return tuple(coefficient(v, what) for v in values)
 
 
 @functools.cache
@@ -66,10 +80,9 @@ class ButcherTableau:
         stages = len(self.b)
         if stages == 0:
             raise ValueError("tableau b must have at least one entry")
-        try:
-            rows = list(a)
-        except TypeError as error:
-            raise ValueError(f"tableau a must be a square matrix (sequence of rows), got {a!r}") from error
+        if isinstance(a, (str, bytes)) or not isinstance(a, Sequence):
+            raise ValueError(f"tableau a must be a square matrix (sequence of rows), got {a!r}")
+        rows = list(a)
         if len(rows) != stages:
             raise ValueError(f"tableau a has {len(rows)} rows but b has {stages} entries; a must be "
                              f"{stages} x {stages}")
@@ -81,13 +94,15 @@ class ButcherTableau:
         if len(self.c) != stages:
             raise ValueError(f"tableau c has {len(self.c)} entries, expected {stages} (one per stage)")
         for i, (row, ci) in enumerate(zip(self.a, self.c)):
-            if abs(sum(row) - ci) > 1e-10:
+            if abs(sum(row) - ci) > ROUND_OFF:
                 raise ValueError(f"tableau row {i} of a sums to {sum(row):.12g} but c[{i}] = {ci:.12g}; "
                                  "each row of a must sum to c")
-        if abs(sum(self.b) - 1.0) > 1e-10:
+        if abs(sum(self.b) - 1.0) > ROUND_OFF:
             raise ValueError(f"tableau b sums to {sum(self.b):.12g}; the weights b must sum to 1 "
                              "(consistency)")
-        self.name = name or "custom"
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ValueError(f"tableau name must be a non-empty string, got {name!r}")
+        self.name = name.strip() if name else "custom"
 
     @property
     def stages(self) -> int:
@@ -107,7 +122,11 @@ class ButcherTableau:
 
     @functools.cached_property
     def order(self) -> int:
-        """The highest p such that every order condition up to p holds (checked up to 6)."""
+        """The highest p <= 8 such that every order condition up to p holds.
+
+        Checked up to `MAX_ORDER_CHECKED` (8, 200 rooted trees); when all of them hold, the true order may
+        be higher and `order_is_lower_bound` is True (the repr then says "order>=8").
+        """
         order = 0
         for p in range(1, MAX_ORDER_CHECKED + 1):
             if not all(self._condition_holds(tree) for tree in _rooted_trees(p)):
@@ -115,19 +134,27 @@ class ButcherTableau:
             order = p
         return order
 
+    @property
+    def order_is_lower_bound(self) -> bool:
+        """True when every condition that was checked holds, so the order is at least `order`."""
+        return self.order == MAX_ORDER_CHECKED
+
     def _condition_holds(self, tree: tuple) -> bool:
         weights = self._stage_weights(tree)
         phi = sum(bi * wi for bi, wi in zip(self.b, weights))
-        return abs(phi - 1.0 / _density(tree)) <= 1e-10
+        return abs(phi - 1.0 / _density(tree)) <= ROUND_OFF
 
-    def _stage_weights(self, tree: tuple) -> list[float]:
+    def _stage_weights(self, tree: tuple) -> tuple[float, ...]:
         """Per-stage elementary weights: product over subtrees of A applied to their weights."""
-        weights = [1.0] * self.stages
-        for child in tree:
-            child_weights = self._stage_weights(child)
-            applied = [sum(aij * wj for aij, wj in zip(row, child_weights)) for row in self.a]
-            weights = [w * x for w, x in zip(weights, applied)]
-        return weights
+        cache = self.__dict__.setdefault("_weights_cache", {})
+        if tree not in cache:
+            weights = [1.0] * self.stages
+            for child in tree:
+                child_weights = self._stage_weights(child)
+                applied = [sum(aij * wj for aij, wj in zip(row, child_weights)) for row in self.a]
+                weights = [w * x for w, x in zip(weights, applied)]
+            cache[tree] = tuple(weights)
+        return cache[tree]
 
     def stability(self, z):
         """R(z) = 1 + z b^T (I - z A)^{-1} 1: the step's amplification for y' = lambda y, z = h lambda.
@@ -154,13 +181,30 @@ class ButcherTableau:
     def __hash__(self) -> int:
         return hash((self.a, self.b, self.c))
 
+    def to_dict(self) -> dict[str, Any]:
+        """The tableau by value (name, a, b, c as floats): JSON-able, and `from_dict` rebuilds it exactly."""
+        return {"name": self.name, "a": [list(row) for row in self.a], "b": list(self.b), "c": list(self.c)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ButcherTableau:
+        """A tableau from a mapping with keys a, b, c (numbers or fraction strings) and optionally name."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"a tableau must be a table with keys a, b, c and name, got {values!r}")
+        missing = [key for key in ("a", "b", "c") if key not in values]
+        unknown = sorted(set(values) - {"a", "b", "c", "name"})
+        if missing or unknown:
+            problem = f"misses {', '.join(missing)}" if missing else f"has unknown keys {', '.join(unknown)}"
+            raise ValueError(f"a tableau {problem}; it takes a, b, c and an optional name")
+        return cls(values["a"], values["b"], values["c"], name=values.get("name"))
+
     def __repr__(self) -> str:
-        return f"ButcherTableau(name={self.name!r}, stages={self.stages}, order={self.order})"
+        order = f">={self.order}" if self.order_is_lower_bound else f"={self.order}"
+        return f"ButcherTableau(name={self.name!r}, stages={self.stages}, order{order})"
 
 
 def _tableau(name: str, a: list[list], b: list, c: list) -> ButcherTableau:
-    as_float = lambda values: [float(Fraction(v)) for v in values]  # noqa: E731
-    return ButcherTableau([as_float(row) for row in a], as_float(b), as_float(c), name=name)
+    text = lambda values: [str(v) for v in values]  # noqa: E731  exact fractions, parsed by `coefficient`
+    return ButcherTableau([text(row) for row in a], text(b), text(c), name=name)
 
 
 _PRESETS = {
@@ -180,14 +224,23 @@ _PRESETS = {
 TABLEAUS: tuple[str, ...] = tuple(_PRESETS)
 
 
-def get_tableau(method: str | ButcherTableau) -> ButcherTableau:
-    """The preset tableau named `method`, or `method` itself when it is already a tableau."""
+def get_tableau(method: str | ButcherTableau | Mapping[str, Any]) -> ButcherTableau:
+    """The preset tableau named `method`, a tableau given by value (a mapping with a, b, c and name), or
+    `method` itself when it is already a tableau."""
     if isinstance(method, ButcherTableau):
         return method
+    if isinstance(method, Mapping):
+        return ButcherTableau.from_dict(method)
     if not isinstance(method, str):
         raise TypeError(f"method must be a name or a ButcherTableau, got {type(method).__name__}")
     key = method.strip().lower()
     if key not in _PRESETS:
-        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(TABLEAUS)} "
-                         "(or pass a rknet.ButcherTableau)")
+        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(TABLEAUS)}, or a tableau file "
+                         "(.toml/.json with a, b, c)")
     return _PRESETS[key]
+
+
+def preset_name(tableau: ButcherTableau) -> str | None:
+    """The name of the preset with exactly these coefficients, else None (a user's own tableau)."""
+    preset = _PRESETS.get(tableau.name)
+    return tableau.name if preset is not None and preset == tableau else None

@@ -144,10 +144,10 @@ def plot_spectra(spectra: Sequence[BlockSpectrum], path: str | os.PathLike, reso
 
 
 def _check_toy_net(net: ODENet) -> None:
-    widths = [block.layer.channels for block in net.blocks]
-    if net.dims != 0 or net.in_channels != 2 or any(width != 2 for width in widths):
+    widths = list(net.spec.widths[:-1])
+    if net.spec.dims != 0 or net.spec.in_channels != 2 or any(width != 2 for width in widths):
         raise ValueError(f"plot_trajectories needs a dense ODENet (dims=0) with 2 input features and blocks "
-                         f"of width 2, got dims={net.dims}, in_channels={net.in_channels}, block widths "
+                         f"of width 2, got dims={net.spec.dims}, in_channels={net.spec.in_channels}, block widths "
                          f"{widths}")
 
 
@@ -213,7 +213,7 @@ def plot_trajectories(net: ODENet, x: torch.Tensor, labels: torch.Tensor | Seque
     for index, (ax, states, block) in enumerate(zip(axes[1:], trajectories, net.blocks, strict=True)):
         _draw_paths(ax, states.permute(1, 0, 2).numpy(), colours)
         first, last = block.t_states[0], block.t_states[-1]
-        ax.set(title=f"block {index} ({block.tableau.name}): features from t={first:g} to t={last:g}",
+        ax.set(title=f"block {index} ({block.method_name}): features from t={first:g} to t={last:g}",
                xlabel="feature y₁(t)", ylabel="feature y₂(t)")
     handles = [Line2D([], [], marker="o", linestyle="", color=cmap(k), markeredgecolor="k",
                       label=f"class {k}") for k in range(classes)]

@@ -12,13 +12,13 @@ the function the trained block applies at prediction time.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from ..block import DynamicBlock
+from ..block import Block
+from ..dynamic_block import DynamicBlock
 from ..network import ODENet
 from ..tableau import ButcherTableau
 from .krylov import arnoldi_eigenvalues
@@ -55,6 +55,13 @@ def _check_count(value: int, what: str, minimum: int) -> int:
     return value
 
 
+def _runge_kutta(block: Block) -> DynamicBlock:
+    if not isinstance(block, DynamicBlock):
+        raise ValueError(f"Jacobian spectra apply to Runge-Kutta blocks, whose stability region they are read "
+                         f"against; a {block.family} block has none (its method: {block.method_name})")
+    return block
+
+
 def _one_sample(block: DynamicBlock, y: torch.Tensor) -> torch.Tensor:
     """y as a batch of one, accepting a single sample with or without its batch dimension."""
     layer = block.layer
@@ -74,18 +81,9 @@ def _check_time(block: DynamicBlock, t: float) -> float:
     return t
 
 
-def _evaluation_at(block: DynamicBlock, t: float) -> int:
-    """The forward evaluation (k * stages + i) nearest t among the stages forward actually evaluates."""
-    k = min(bisect.bisect_right(block.t_states, t) - 1, len(block.steps) - 1)
-    fraction = (t - block.t_states[k]) / block.steps[k]
-    used = [i for i, needed in enumerate(block.terms.needed) if needed]
-    stage = min(used, key=lambda i: abs(block.tableau.c[i] - fraction))
-    return k * block.tableau.stages + stage
-
-
 def _flat_field(block: DynamicBlock, shape: torch.Size, t: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """v -> f(t, v) on flattened single samples, with the controls at t and eval-mode batch norm."""
-    evaluation = _evaluation_at(block, t)
+    evaluation = block.nearest_evaluation(t)
     return lambda flat: block.vector_field(t, flat.reshape(shape), evaluation).reshape(-1)
 
 
@@ -102,7 +100,7 @@ def jacobian_spectrum(block: DynamicBlock, y: torch.Tensor, t: float, exact_limi
     _check_count(exact_limit, "exact_limit", 0)
     _check_count(krylov_dim, "krylov_dim", 1)
     _check_count(top, "top", 1)
-    sample = _one_sample(block, y)
+    sample = _one_sample(_runge_kutta(block), y)
     field = _flat_field(block, sample.shape, _check_time(block, t))
     flat = sample.reshape(-1)
     if flat.numel() <= exact_limit:
@@ -123,13 +121,15 @@ def block_spectra(net: ODENet, x: torch.Tensor, samples: int = 4, exact_limit: i
     _check_count(samples, "samples", 1)
     if x.shape[0] < 1:
         raise ValueError("x must hold at least one input sample, got an empty batch")
+    for block in net.blocks:
+        _runge_kutta(block)
     spectra = []
     for block, states in zip(net.blocks, feature_trajectories(net, x[:samples]), strict=True):
         times = block.t_states[:-1]
         eigenvalues = tuple(
             step * torch.cat([jacobian_spectrum(block, sample, time, exact_limit, krylov_dim, top)
                               for sample in states[k]])
-            for k, (time, step) in enumerate(zip(times, block.steps, strict=True)))
+            for k, (time, step) in enumerate(zip(times, block.step_sizes, strict=True)))
         exact = states[0, 0].numel() <= exact_limit
         spectra.append(BlockSpectrum(block.tableau, times, eigenvalues, exact))
     return spectra

@@ -1,4 +1,4 @@
-"""States of each dynamic block at every state time, and the logits the rest of a network gives them."""
+"""States of each block at every state time, and the logits the rest of a network gives them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ..block import DynamicBlock
 from ..network import ODENet
 
 
@@ -28,31 +27,14 @@ def inference(module: nn.Module) -> Iterator[nn.Module]:
             child.training = mode
 
 
-def block_states(block: DynamicBlock, y: torch.Tensor) -> torch.Tensor:
-    """The block's state at every one of its state times: shape (len(t_states), *y.shape).
-
-    Takes the same steps as `DynamicBlock.forward`, so the last state equals `block(y)`.
-    """
-    cache: dict = {}
-    states = [y]
-    for k in range(len(block.steps)):
-        states.append(block._step(states[-1], k, cache))
-    return torch.stack(states)
-
-
 def feature_trajectories(net: ODENet, x: torch.Tensor) -> list[torch.Tensor]:
     """For each block of `net`, its states at every state time for inputs x, in eval mode.
 
     Entry i has shape (len(t_states), N, channels_i, ...); the connector maps its last state to the
     next block's first.
     """
-    trajectories = []
     with inference(net):
-        y = net.opening_act(net.opening(x))
-        for block, connector in zip(net.blocks, net.connectors, strict=True):
-            trajectories.append(block_states(block, y))
-            y = connector(trajectories[-1][-1])
-    return trajectories
+        return net(x, return_states=True)[1]
 
 
 def logits_after_block(net: ODENet, index: int, z: torch.Tensor) -> torch.Tensor:

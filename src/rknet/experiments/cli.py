@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..options import OPTION_HELP, add_config_options, comma_list
+from ..options import add_config_options, comma_list, help_text
 from ..training.config import TrainConfig
 from .compare import run_grid
 from .grid import GRID_FIELDS, UNSUPPORTED_FIELDS, CompareSpec
@@ -44,10 +44,14 @@ def _seeds(text: str) -> int | list[int]:
     """A count N (seeds 0 .. N-1), or explicit seeds as a comma list ('3,7', or '5,' for seed 5 alone)."""
     if "," not in text:
         return _positive(text)
-    seeds = comma_list(int, "seeds")(text)
+    seeds = comma_list(int, "seeds")(text.removesuffix(","))
     if min(seeds) < 0:
         raise argparse.ArgumentTypeError(f"expected non-negative seeds, got {text!r}")
     return seeds
+
+
+def _field(name: str) -> dataclasses.Field:
+    return next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
 
 
 def base_option_fields() -> list[dataclasses.Field]:
@@ -60,9 +64,9 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     `compare_command`, set with `set_defaults(handler=...)`."""
     parser = subparsers.add_parser("compare", help="train a grid of integrators x layers x ... and report",
                                    description=DESCRIPTION)
-    parser.add_argument("--data", default="digits", help=OPTION_HELP.get("data", "data set (default digits)"))
+    parser.add_argument("--data", default="digits", help=help_text(_field("data")))
     parser.add_argument("--methods", type=comma_list(str, "names"), default=["rk4"],
-                        help="integrators, comma-separated, e.g. euler,heun,rk4 (default rk4)")
+                        help="integrators, comma-separated, e.g. euler,heun,rk4 or a tableau file (default rk4)")
     parser.add_argument("--layers", type=comma_list(str, "names"), default=["doublesym"],
                         help="layers, comma-separated, e.g. double,doublesym (default doublesym)")
     parser.add_argument("--steps", type=comma_list(int, "integers"), default=[4],
@@ -81,7 +85,7 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar over the grid (default: only on a terminal)")
     fixed = parser.add_argument_group("fixed training options", "the same for every run; as for rknet train")
-    add_config_options(fixed, base_option_fields(), OPTION_HELP)
+    add_config_options(fixed, base_option_fields())
     parser.set_defaults(handler=compare_command)
     return parser
 

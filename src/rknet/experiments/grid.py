@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.datasets import parse_data_spec
+from ..schemes import is_tableau_file
 from ..training.checkpoint import CHECKPOINT
 from ..training.config import TrainConfig
 from ..training.trainer import CONFIG, SUMMARY, resolve_device
@@ -42,7 +43,12 @@ class Setting:
     def name(self) -> str:
         """Folder-friendly name, e.g. `heun-double-steps4-controls2-w16-32-64-64`."""
         controls = "" if self.control_steps is None else f"-controls{self.control_steps}"
-        return f"{self.method}-{self.layer}-steps{self.steps}{controls}-w{widths_text(self.widths)}"
+        return f"{self.method_label}-{self.layer}-steps{self.steps}{controls}-w{widths_text(self.widths)}"
+
+    @property
+    def method_label(self) -> str:
+        """The method's name, or a tableau file's name without folder and suffix."""
+        return Path(self.method).stem if is_tableau_file(self.method) else self.method
 
     @property
     def controls_text(self) -> str:
@@ -119,7 +125,7 @@ class CompareSpec:
             spec,
             out=Path(spec.out),
             data=spec.data.strip(),
-            methods=_names("methods", spec.methods),
+            methods=_names("methods", spec.methods, keep_case=is_tableau_file),
             layers=_names("layers", spec.layers),
             steps=list(dict.fromkeys(_positive("steps", s) for s in _sequence("steps", spec.steps))),
             control_steps=list(dict.fromkeys(None if c is None else _positive("control_steps", c)
@@ -245,12 +251,12 @@ def _sequence(name: str, values: Any) -> list:
     return list(values)
 
 
-def _names(name: str, values: Any) -> list[str]:
+def _names(name: str, values: Any, keep_case: Callable[[str], bool] = lambda value: False) -> list[str]:
     names = _sequence(name, values)
     for value in names:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"{name} must be names, got {value!r}")
-    return list(dict.fromkeys(value.strip().lower() for value in names))
+    return list(dict.fromkeys(v.strip() if keep_case(v.strip()) else v.strip().lower() for v in names))
 
 
 def _positive(name: str, value: Any) -> int:

@@ -1,20 +1,22 @@
-"""Training configuration: defaults, TOML/YAML files, validation with clear messages."""
+"""Training configuration: the network options (defaults from `rknet.spec.DEFAULTS`), the training
+options, files, and validation with clear messages."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import tomllib
-
-from ..block import MEMORY_MODES
-from ..grid import as_times, uniform_grid
+from ..checks import boolean, choice, finite_number, float_list, int_list, positive_int
+from ..configfiles import read_table
+from ..data import DATASETS
+from ..grid import INTERPOLATIONS, as_times, uniform_grid
 from ..layers import ACTIVATIONS, LAYERS
-from ..network import METHODS, REVERSIBLE_METHODS
-from ..norms import check_norm
+from ..norms import NORMS
+from ..schemes import METHODS, is_tableau_file, resolve_method
+from ..spec import DEFAULTS, NetworkSpec
+from ..strategies import GRADIENTS
+from ..tableau import preset_name
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -22,27 +24,42 @@ SCHEDULES = ("cosine", "step", "constant")
 LEVEL_SCHEDULES = ("continue", "restart")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+MAX_SEED = 2**63 - 1
+
+# The valid values of each named option, read from the registries (the CLI's help shows them).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "data": DATASETS, "layer": tuple(LAYERS), "method": (*METHODS, "FILE.toml"), "norm": NORMS,
+    "activation": tuple(ACTIVATIONS), "interpolation": INTERPOLATIONS, "gradient": tuple(GRADIENTS),
+    "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "level_schedule": LEVEL_SCHEDULES, "precision": PRECISIONS,
+    "device": DEVICES, "compile_mode": COMPILE_MODES,
+}
+BOOLEANS = ("nesterov", "compile", "channels_last", "fast")
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run; saved with the run as config.json."""
+    """Everything that defines a training run; saved with the run as config.json.
+
+    The network options default to `NetworkSpec`'s defaults (the reference network); `steps` and
+    `final_time` give a uniform state grid unless `t_states` is set.
+    """
 
     data: str = "digits"
     val_fraction: float = 0.1
     # network
-    widths: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
-    layer: str = "doublesym"
-    method: str = "rk4"
-    steps: int = 4
-    final_time: float = 4.0
+    widths: list[int] = field(default_factory=lambda: list(DEFAULTS.widths))
+    layer: str = DEFAULTS.layer
+    layer_options: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS.layer_options))
+    method: str | dict = DEFAULTS.method_name
+    steps: int = DEFAULTS.num_steps
+    final_time: float = DEFAULTS.t_states[-1]
     t_states: list[float] | None = None
     t_controls: list[float] | None = None
     control_steps: int | None = None
-    interpolation: str = "linear"
-    norm: str = "tv"
-    activation: str = "relu"
-    memory: str = "backprop"
+    interpolation: str = DEFAULTS.interpolation
+    norm: str = DEFAULTS.norm
+    activation: str = DEFAULTS.activation
+    gradient: str | None = DEFAULTS.gradient
     # optimisation
     optimizer: str = "sgd"
     lr: float = 0.1
@@ -84,12 +101,14 @@ class TrainConfig:
             return uniform_grid(self.control_steps, states[-1], states[0])
         return None
 
-    def network_options(self) -> dict[str, Any]:
-        """Keyword arguments for ODENet, apart from the data-dependent ones."""
-        return {"widths": list(self.widths), "layer": self.layer, "method": self.method,
-                "t_states": list(self.state_times()), "t_controls": self.control_times(),
-                "norm": self.norm, "activation": self.activation, "interpolation": self.interpolation,
-                "memory": self.memory}
+    def network_spec(self, in_channels: int = DEFAULTS.in_channels, num_classes: int = DEFAULTS.num_classes,
+                     dims: int = DEFAULTS.dims) -> NetworkSpec:
+        """The network these options describe, for data of `in_channels`, `num_classes` and `dims`."""
+        return NetworkSpec(in_channels=in_channels, num_classes=num_classes, dims=dims, widths=self.widths,
+                           layer=self.layer, layer_options=self.layer_options, method=self.method,
+                           t_states=self.state_times(), t_controls=self.control_times(),
+                           interpolation=self.interpolation, norm=self.norm, activation=self.activation,
+                           gradient=self.gradient)
 
     def levels(self) -> list[int]:
         """Refinement factors of the multilevel schedule, relative to the configured grid ([1] if none)."""
@@ -102,60 +121,53 @@ class TrainConfig:
         share[-1] += self.epochs - sum(share)
         return share
 
-    def validate(self) -> TrainConfig:
-        """Raise ValueError naming the first bad option and what it accepts."""
-        _positive_int("epochs", self.epochs)
-        _positive_int("batch_size", self.batch_size)
-        _positive_int("steps", self.steps)
-        if self.control_steps is not None:
-            _positive_int("control_steps", self.control_steps)
-        _positive_int("step_epochs", self.step_epochs)
-        if not isinstance(self.seed, int):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
-        for name in ("lr", "final_time"):
-            if not _number(getattr(self, name)) or getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
-        for name in ("momentum", "weight_decay", "warmup_epochs", "step_gamma"):
-            if not _number(getattr(self, name)) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be a number >= 0, got {getattr(self, name)!r}")
-        if not _number(self.val_fraction) or not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
-        if not isinstance(self.widths, (list, tuple)) or len(self.widths) < 2 or not all(
-                isinstance(w, int) and w > 0 for w in self.widths):
-            raise ValueError(f"widths must be at least two positive integers, got {self.widths!r}")
-        _choice("method", self.method, METHODS)
-        _choice("layer", self.layer, tuple(LAYERS))
-        check_norm(self.norm)
-        _choice("activation", self.activation, tuple(ACTIVATIONS))
-        _choice("interpolation", self.interpolation, ("linear", "constant"))
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("level_schedule", self.level_schedule, LEVEL_SCHEDULES)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("device", self.device, DEVICES)
-        _choice("memory", self.memory, MEMORY_MODES)
-        _choice("compile_mode", self.compile_mode, COMPILE_MODES)
-        if not _number(self.time_reg) or self.time_reg < 0:
-            raise ValueError(f"time_reg must be a number >= 0, got {self.time_reg!r}")
-        if self.clip is not None and (not _number(self.clip) or not 0 < self.clip < float("inf")):
-            raise ValueError(f"clip must be a positive number (the bound on kernel weights), got {self.clip!r}")
-        self._validate_multilevel()
-        if self.method in REVERSIBLE_METHODS and self.memory != "backprop":
-            raise ValueError(f"--memory applies to Runge-Kutta blocks; {self.method} blocks are reversible "
-                             "already (O(1) memory), leave --memory at backprop")
-        self.state_times()
-        self.control_times()
-        if not isinstance(self.data, str) or not self.data:
-            raise ValueError(f"data must be a data set name, got {self.data!r}")
-        return self
+    def refines_controls(self) -> bool:
+        """Multilevel refinement: controls on the state grid are refined with it; an explicit control
+        grid is kept."""
+        return self.t_controls is None and self.control_steps is None
 
-    def _validate_multilevel(self) -> None:
+    def validate(self) -> TrainConfig:
+        """A normalised copy (lists from "a,b" text, a tableau file read by value); ValueError naming the
+        first bad option and what it accepts. The network options are checked by `NetworkSpec`."""
+        config = dataclasses.replace(
+            self, widths=list(int_list("widths", self.widths, minimum_length=2)),
+            t_states=None if self.t_states is None else float_list("t_states", self.t_states),
+            t_controls=None if self.t_controls is None else float_list("t_controls", self.t_controls),
+            multilevel=None if self.multilevel is None else list(int_list("multilevel", self.multilevel)),
+            method=_method_by_value(self.method))
+        config._check_options()
+        config.network_spec()
+        return config
+
+    def _check_options(self) -> None:
+        if not isinstance(self.data, str) or not self.data.strip():
+            raise ValueError(f"data must be a data set name such as digits or npz:PATH, got {self.data!r}")
+        for name in ("epochs", "batch_size", "steps", "step_epochs"):
+            positive_int(name, getattr(self, name))
+        if self.control_steps is not None:
+            positive_int("control_steps", self.control_steps)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
+        for name in ("lr", "final_time"):
+            finite_number(name, getattr(self, name), 0, strict=True)
+        for name in ("momentum", "weight_decay", "warmup_epochs", "step_gamma", "time_reg"):
+            finite_number(name, getattr(self, name), 0)
+        if not 0 <= finite_number("val_fraction", self.val_fraction) < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        if self.clip is not None:
+            finite_number("clip", self.clip, 0, strict=True)
+        for name in BOOLEANS:
+            boolean(name, getattr(self, name))
+        for name in ("optimizer", "schedule", "level_schedule", "precision", "device", "compile_mode"):
+            choice(name, getattr(self, name), CHOICES[name])
+        if self.out is not None and (not isinstance(self.out, str) or not self.out.strip()):
+            raise ValueError(f"out must be a folder name, got {self.out!r}")
+        self._check_multilevel()
+
+    def _check_multilevel(self) -> None:
         if self.multilevel is None:
             return
         levels = self.multilevel
-        if (not isinstance(levels, (list, tuple)) or not levels
-                or not all(isinstance(f, int) and not isinstance(f, bool) and f >= 1 for f in levels)):
-            raise ValueError(f"multilevel must be refinement factors such as 1,2,4, got {levels!r}")
         for coarse, fine in zip(levels, levels[1:]):
             if fine <= coarse or fine % coarse:
                 raise ValueError(f"multilevel factors must increase, each a multiple of the one before "
@@ -163,8 +175,6 @@ class TrainConfig:
         if self.epochs < len(levels):
             raise ValueError(f"multilevel with {len(levels)} levels needs at least {len(levels)} epochs, "
                              f"got {self.epochs}")
-        if self.method in REVERSIBLE_METHODS:
-            raise ValueError(f"multilevel refinement applies to Runge-Kutta blocks, not {self.method}")
 
     def resolved(self) -> TrainConfig:
         """`fast` switched on spells out as compile (CUDA graphs), bf16 autocast and channels_last."""
@@ -180,53 +190,28 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a mapping; keys may use '-' or '_'; unknown keys are an error."""
+        if not isinstance(values, dict):
+            raise ValueError(f"training options must be a table of options, got {type(values).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         options = {}
         for key, value in values.items():
-            name = key.replace("-", "_")
+            name = str(key).replace("-", "_")
             if name not in known:
                 raise ValueError(f"unknown option {key!r}; valid options: {', '.join(sorted(known))}")
             options[name] = value
         return cls(**options)
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _method_by_value(method: Any) -> str | dict:
+    """A preset or scheme by name; a tableau file or any other tableau by value (so the run keeps it)."""
+    resolved = resolve_method(method)
+    if isinstance(resolved, str):
+        return resolved
+    if not is_tableau_file(method) and preset_name(resolved):
+        return resolved.name
+    return resolved.to_dict()
 
 
-def _positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
+def read_config_file(path) -> dict[str, Any]:
     """Options from a TOML (.toml) or YAML (.yaml/.yml) file, or a JSON file such as a run's config."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"config file {path} does not exist")
-    text = path.read_text()
-    try:
-        if path.suffix == ".toml":
-            values = tomllib.loads(text)
-        elif path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            values = yaml.safe_load(text) or {}
-        elif path.suffix == ".json":
-            values = json.loads(text)
-        else:
-            raise ValueError(f"config file {path} must end in .toml, .yaml, .yml or .json")
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"config file {path} is not valid: {error}") from error
-    except Exception as error:
-        if type(error).__module__.startswith("yaml"):
-            raise ValueError(f"config file {path} is not valid YAML: {error}".replace("\n", " ")) from error
-        raise
-    if not isinstance(values, dict):
-        raise ValueError(f"config file {path} must hold a table of options")
-    return values
+    return read_table(path, "config file")

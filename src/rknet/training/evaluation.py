@@ -12,10 +12,10 @@ import torch
 from ..data import Dataset, load_dataset
 from ..network import ODENet
 from ..rediscretize import rediscretize
-from .checkpoint import CheckpointError, load_file
+from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .loop import evaluate
-from .model_io import MODEL, build_network
+from .model_io import MODEL, read_model
 from .trainer import resolve_device
 
 
@@ -32,13 +32,11 @@ class SavedRun:
 def load_run(folder: str | Path, device: str = "auto") -> SavedRun:
     """Rebuild a run from its folder (or model.pt): the best model and the very same data split."""
     folder = Path(folder)
-    saved = load_file(folder / MODEL if folder.is_dir() else folder, "model file")
-    if "network" not in saved or "config" not in saved:
-        raise CheckpointError(f"{folder} does not hold an rknet model")
-    config = TrainConfig.from_dict(saved["config"])
     torch_device = resolve_device(device)
-    model = build_network(saved["network"])
-    model.load_state_dict(saved["state_dict"])
+    model, saved = read_model(folder / MODEL if folder.is_dir() else folder)
+    if not isinstance(saved.get("config"), dict):
+        raise CheckpointError(f"{folder} does not hold the training options of an rknet run")
+    config = TrainConfig.from_dict(saved["config"])
     data = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed)
     return SavedRun(model.to(torch_device).eval(), config, data, torch_device)
 
@@ -49,14 +47,15 @@ def evaluate_run(folder: str | Path, methods: Sequence[str] | None = None, steps
     run = load_run(folder, device)
     model, torch_device = run.model, run.device
     x, y = run.data.x_test.to(torch_device), run.data.y_test.to(torch_device)
-    trained_steps = len(model.config["t_states"]) - 1
+    trained = model.spec
     rows = []
-    for method in methods or [model.config["method"]]:
-        for count in steps or [trained_steps]:
+    for method in methods or [trained.method]:
+        for count in steps or [trained.num_steps]:
             variant = rediscretize(model, method, count).to(torch_device)
             loss, accuracy = evaluate(variant, x, y, batch_size, torch_device)
-            rows.append({"method": method, "steps": count, "test_loss": loss, "test_acc": accuracy,
-                         "trained": method == model.config["method"] and count == trained_steps})
+            rows.append({"method": variant.spec.method_name, "steps": count, "test_loss": loss,
+                         "test_acc": accuracy, "trained": variant.spec.method == trained.method
+                         and count == trained.num_steps})
     return rows
 
 

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import distributed
-from ..analysis.gradients import block_gradient_norms
 from ..regularization import clip_weights_, time_regularization
+from .gradient_norms import block_gradient_norms
 
 
 def autocast(device: torch.device, precision: str):

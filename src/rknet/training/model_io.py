@@ -1,36 +1,45 @@
-"""Saved models: model.pt holds the state_dict and the configuration needed to rebuild the network."""
+"""Saved models: model.pt holds the state_dict, the network spec that rebuilds the network, and the
+training options."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..grid import GridWarning
 from ..network import ODENet
+from ..spec import NetworkSpec
 from .checkpoint import CheckpointError, atomic_save, load_file
 
 MODEL = "model.pt"
 
 
 def save_model(path: Path, model: ODENet, train_config: dict[str, Any]) -> None:
-    """Write `model.pt`: {"state_dict", "network" (ODENet arguments), "config" (training options)}."""
-    atomic_save({"state_dict": model.state_dict(), "network": model.config, "config": train_config}, path)
+    """Write `model.pt`: {"state_dict", "network" (the NetworkSpec as a dict), "config" (training options)}."""
+    atomic_save({"state_dict": model.state_dict(), "network": model.spec.to_dict(), "config": train_config}, path)
 
 
-def build_network(network: dict[str, Any]) -> ODENet:
-    """An ODENet from its saved constructor arguments."""
-    return ODENet(**network)
+def read_model(path: Path) -> tuple[ODENet, dict[str, Any]]:
+    """The network saved in model file `path` (with its weights) and the file's other entries."""
+    saved = load_file(path, "model file")
+    if not isinstance(saved.get("state_dict"), dict) or not isinstance(saved.get("network"), dict):
+        raise CheckpointError(f"model file {path} does not hold an rknet model (state_dict and network)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GridWarning)  # warned about when the run was configured
+        model = ODENet.from_spec(NetworkSpec.from_dict(saved["network"]))
+    try:
+        model.load_state_dict(saved["state_dict"])
+    except RuntimeError as error:
+        raise CheckpointError(f"model file {path} holds weights of another shape than its network "
+                              f"({str(error).splitlines()[0]})") from error
+    return model, saved
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> ODENet:
     """A trained network ready to use (eval mode), from a run folder or its model.pt."""
     path = Path(path)
-    if path.is_dir():
-        path = path / MODEL
-    saved = load_file(path, "model file")
-    if "state_dict" not in saved or "network" not in saved:
-        raise CheckpointError(f"model file {path} does not hold an rknet model (state_dict and network)")
-    model = build_network(saved["network"])
-    model.load_state_dict(saved["state_dict"])
+    model, _ = read_model(path / MODEL if path.is_dir() else path)
     return model.to(device).eval()

@@ -15,11 +15,12 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from .. import distributed
+from ..checks import choice
 from ..data import BatchLoader, Dataset, load_dataset
 from ..files import write_json
 from ..network import ODENet
 from .checkpoint import CHECKPOINT, load_file, save_checkpoint
-from .config import TrainConfig
+from .config import DEVICES, TrainConfig
 from .loop import StepOptions, evaluate, train_epoch
 from .metrics import MetricsLog, format_epoch
 from .model_io import MODEL, save_model
@@ -48,6 +49,8 @@ class TrainResult:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The torch device for `auto`, `cpu` or `cuda`; ValueError for another name or a missing GPU."""
+    choice("device", name, DEVICES)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -58,7 +61,8 @@ def resolve_device(name: str) -> torch.device:
 def default_out(config: TrainConfig) -> Path:
     kind = config.data.split(":")[0]
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{kind}-{config.method}-{config.layer}-{stamp}"
+    method = config.method if isinstance(config.method, str) else config.method["name"]
+    return Path("runs") / f"{kind}-{method}-{config.layer}-{stamp}"
 
 
 def _new_run_folder(folder: Path) -> None:
@@ -84,17 +88,11 @@ def _restore_rng(state: dict[str, torch.Tensor], generator: torch.Generator, dev
 
 def build_model(config: TrainConfig, data: Dataset, level: int = 0) -> ODENet:
     """The run's network at multilevel `level` (0: the configured grid)."""
-    model = ODENet(in_channels=data.in_channels, num_classes=data.num_classes, dims=data.dims,
-                   **config.network_options())
+    model = ODENet.from_spec(config.network_spec(data.in_channels, data.num_classes, data.dims))
     levels = config.levels()
     for coarse, fine in zip(levels[:level], levels[1:level + 1]):
-        model = model.refine(fine // coarse, controls=_refines_controls(config))
+        model = model.refine(fine // coarse, controls=config.refines_controls())
     return model
-
-
-def _refines_controls(config: TrainConfig) -> bool:
-    """Controls on the state grid are refined with it; an explicit control grid is kept."""
-    return config.t_controls is None and config.control_steps is None
 
 
 def _level_start(config: TrainConfig, level: int) -> int:
@@ -231,11 +229,11 @@ def _refine(run: _Run, config: TrainConfig, data: Dataset, device: torch.device,
                         config.channels_last)[1]
 
     before = accuracy(run.model)
-    steps_before = len(run.model.config["t_states"]) - 1
-    refined = run.model.refine(levels[run.level + 1] // levels[run.level], controls=_refines_controls(config))
+    steps_before = run.model.spec.num_steps
+    refined = run.model.refine(levels[run.level + 1] // levels[run.level], controls=config.refines_controls())
     run = _Run(config, refined, run.level + 1, iterations_per_epoch, device)
     after = accuracy(run.model)
-    steps_after = len(run.model.config["t_states"]) - 1
+    steps_after = run.model.spec.num_steps
     refinements.append({"epoch": epoch, "steps_before": steps_before, "steps_after": steps_after,
                         "val_acc_before": before, "val_acc_after": after, "params": _parameters(run.model)})
     log(f"refined {steps_before} -> {steps_after} steps per block before epoch {epoch}: {split} accuracy "
@@ -266,7 +264,7 @@ def _run_epoch(epoch: int, config: TrainConfig, run: _Run, loader: BatchLoader, 
                                      config.precision, config.channels_last)
     record = {"epoch": epoch, "lr": lr, "train_loss": result.loss, "train_acc": result.accuracy,
               "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - start,
-              "images_per_s": result.samples / train_seconds, "steps": len(run.model.config["t_states"]) - 1}
+              "images_per_s": result.samples / train_seconds, "steps": run.model.spec.num_steps}
     if config.time_reg:
         record["time_reg"] = result.time_reg
     record.update({f"grad_norm/{name}": value for name, value in result.gradient_norms.items()})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..reversible import BLOCK_TYPES
+from ..block import Block
 
 
 def _gradient_norm(module: nn.Module) -> float:
@@ -14,7 +14,7 @@ def _gradient_norm(module: nn.Module) -> float:
 
 
 def block_gradient_norms(model: nn.Module) -> dict[str, float]:
-    """The 2-norm of each DynamicBlock's parameter gradient (call after `backward()`), keyed by module
+    """The 2-norm of each block's parameter gradient (call after `backward()`), keyed by module
     name ("blocks.0", ...). A block whose parameters have no gradient reports 0.0."""
     return {name: _gradient_norm(module) for name, module in model.named_modules()
-            if isinstance(module, BLOCK_TYPES)}
+            if isinstance(module, Block)}

@@ -1,0 +1,63 @@
+"""The small value checks every boundary shares, each raising ValueError that names the value and what
+is accepted."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+
+def positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """`value` if it is an integer >= `minimum` (booleans are not integers here)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    return value
+
+
+def finite_number(name: str, value: Any, minimum: float = -math.inf, strict: bool = False) -> float:
+    """`value` as a float if it is a finite number >= `minimum` (> with `strict`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or value < minimum or (strict and value == minimum):
+        bound = "" if minimum == -math.inf else f" {'>' if strict else '>='} {minimum:g}"
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return float(value)
+
+
+def boolean(name: str, value: Any) -> bool:
+    """`value` if it is True or False (a string such as "false" is refused, not read as true)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def choice(name: str, value: Any, valid: Sequence[str]) -> str:
+    """`value` if it is one of `valid`."""
+    if not isinstance(value, str) or value not in valid:
+        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+    return value
+
+
+def int_list(name: str, value: Any, minimum_length: int = 1) -> tuple[int, ...]:
+    """Positive integers given as a list or as the command line's "16,32,64" text."""
+    if isinstance(value, str):
+        parts = value.split(",")
+        if any(not part.strip().lstrip("+").isdigit() for part in parts):
+            raise ValueError(f"{name} must be comma-separated positive integers, got {value!r}")
+        value = [int(part) for part in parts]
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) < minimum_length \
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
+        count = "" if minimum_length == 1 else f"at least {minimum_length} "
+        raise ValueError(f"{name} must be {count}positive integers, got {value!r}")
+    return tuple(value)
+
+
+def float_list(name: str, value: Any) -> list[float]:
+    """Numbers given as a list or as the command line's "0,0.5,1" text (checked further by the grid)."""
+    if isinstance(value, str):
+        try:
+            return [float(part) for part in value.split(",")]
+        except ValueError as error:
+            raise ValueError(f"{name} must be comma-separated numbers, got {value!r}") from error
+    return value
