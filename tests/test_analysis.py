@@ -98,10 +98,21 @@ def test_krylov_estimate_matches_exact_largest_eigenvalue():
 
 
 def test_batch_norm_spectrum_uses_running_statistics():
-    block = rknet.DynamicBlock(Single(3, dims=1, norm="batch"), "heun", (0, 1, 2))
-    block(torch.randn(16, 3, 5))  # training pass fills the per-evaluation running statistics
-    eigenvalues = jacobian_spectrum(block, torch.randn(3, 5), 2.0)
-    assert eigenvalues.shape == (15,) and torch.isfinite(eigenvalues).all()
+    # f = N(K y + b) with identity activation: df/dy = diag(w / sqrt(var + eps)) K for the evaluation used.
+    block = rknet.DynamicBlock(Single(3, dims=1, norm="batch", activation="identity"), "heun", (0, 1, 2)).double()
+    block(torch.randn(16, 3, 5, dtype=torch.float64))  # a training pass fills the running statistics
+    y = torch.randn(3, 5, dtype=torch.float64)
+    before = jacobian_spectrum(block, y, 2.0)
+    used = block.nearest_evaluation(2.0)  # the last stage of the last step
+    assert used == 3
+    with torch.no_grad():
+        block.norm_running_var[used] = 4 * (block.norm_running_var[used] + 1e-5) - 1e-5
+        block.norm_running_var[0].mul_(9)  # another evaluation's statistics: no effect at t = 2
+        block.norm_running_mean[used].add_(5)  # a shift of the mean does not change the Jacobian
+    after = jacobian_spectrum(block, y, 2.0)
+    assert before.shape == (15,)
+    key = lambda values: values[torch.argsort(values.real * 1e6 + values.imag)]  # noqa: E731
+    torch.testing.assert_close(key(after), key(before) / 2, rtol=1e-9, atol=1e-12)
 
 
 def test_jacobian_spectrum_rejects_bad_sample_and_time():
@@ -139,12 +150,19 @@ def test_feature_trajectories_follow_the_forward_pass():
 
 def test_block_spectra_scale_by_step_and_report_stability():
     net = _toy_net()
-    spectra = block_spectra(net, torch.randn(8, 2), samples=3)
+    x = torch.randn(8, 2)
+    spectra = block_spectra(net, x, samples=3)
     assert len(spectra) == 2
-    for spectrum, block in zip(spectra, net.blocks, strict=True):
+    trajectories = feature_trajectories(net, x[:3])
+    for spectrum, block, states in zip(spectra, net.blocks, trajectories, strict=True):
         assert spectrum.tableau is block.tableau and spectrum.times == (0.0, 0.5) and spectrum.exact
         assert [tuple(values.shape) for values in spectrum.eigenvalues] == [(6,), (6,)]
-        assert 0.0 <= spectrum.fraction_stable() <= 1.0
+        for k, (time, step) in enumerate(zip(spectrum.times, block.step_sizes, strict=True)):
+            unscaled = torch.cat([jacobian_spectrum(block, sample, time) for sample in states[k]])
+            torch.testing.assert_close(spectrum.eigenvalues[k], step * unscaled)  # h * lambda, h = 0.5
+        z = torch.cat(spectrum.eigenvalues)
+        inside = (1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24).abs() <= 1 + 1e-9  # RK4's R(z), written out
+        assert spectrum.fraction_stable() == pytest.approx(inside.double().mean().item())
     with pytest.raises(ValueError, match="samples must be an integer >= 1"):
         block_spectra(net, torch.randn(8, 2), samples=0)
 

@@ -81,3 +81,23 @@ def test_layer_must_be_a_layer():
 def test_bad_widths(widths):
     with pytest.raises(ValueError, match="widths"):
         rknet.ODENet(3, 10, widths=widths)
+
+
+def test_integrate_refuses_a_slope_of_another_shape_and_integer_states():
+    with pytest.raises(ValueError, match=r"f\(t, y\) must return a tensor of y's shape \(3,\), got \(2, 3\)"):
+        rknet.integrate(lambda t, y: y.expand(2, 3), torch.ones(3), [0, 1])
+    with pytest.raises(TypeError, match="y0 must be a floating-point tensor, got dtype torch.int64"):
+        rknet.integrate(lambda t, y: -y, torch.ones(3, dtype=torch.long), [0, 1])
+
+
+def test_integrate_takes_a_numpy_grid():
+    import numpy as np
+
+    grid = np.linspace(0, 1, 5)
+    assert torch.equal(rknet.integrate(lambda t, y: -y, torch.ones(2), grid),
+                       rknet.integrate(lambda t, y: -y, torch.ones(2), grid.tolist()))
+
+
+def test_odenet_refuses_integer_input():
+    with pytest.raises(ValueError, match="ODENet expects floating-point input, got dtype torch.int64"):
+        rknet.ODENet(2, 2, widths=(2, 2), dims=0)(torch.ones(3, 2, dtype=torch.long))

@@ -67,3 +67,51 @@ def test_stability_function_matches_closed_forms():
     torch.testing.assert_close(rk4, 1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24)
     assert get_tableau("heun").stability(-2.0) == pytest.approx(1 - 2 + 2)
     assert get_tableau("rk4").stability(z.reshape(5, 10)).shape == (5, 10)
+
+
+def gauss_legendre(stages):
+    """The s-stage Gauss-Legendre collocation method (order 2s), built from its nodes."""
+    import numpy as np
+    from numpy.polynomial import Polynomial
+    from numpy.polynomial import legendre
+
+    c = (legendre.legroots([0] * stages + [1]) + 1) / 2
+    a, b = [], []
+    for j in range(stages):
+        others = [c[m] for m in range(stages) if m != j]
+        lagrange = Polynomial.fromroots(others) / np.prod([c[j] - m for m in others])
+        integral = lagrange.integ()
+        b.append(integral(1.0) - integral(0.0))
+        a.append([integral(ci) - integral(0.0) for ci in c])
+    return ButcherTableau(np.array(a).T.tolist(), b, c.tolist(), name=f"gauss{stages}")
+
+
+def test_order_is_computed_up_to_eight_and_flagged_as_a_lower_bound_there():
+    assert gauss_legendre(3).order == 6 and not gauss_legendre(3).order_is_lower_bound
+    eighth, tenth = gauss_legendre(4), gauss_legendre(5)
+    assert eighth.order == tenth.order == 8
+    assert tenth.order_is_lower_bound and "order>=8" in repr(tenth)
+    assert "order=6" in repr(gauss_legendre(3))
+
+
+def test_printed_coefficients_are_accepted_real_inconsistencies_refused():
+    printed = ButcherTableau([[0, 0, 0], [0.5, 0, 0], [-1, 2, 0]], [0.166666667, 0.666666667, 0.166666667],
+                             [0, 0.5, 1])  # b sums to 1 + 1e-9: round-off of coefficients printed to 9 digits
+    assert printed.order == 3
+    with pytest.raises(ValueError, match="b sums to"):
+        ButcherTableau([[0, 0], [1, 0]], [0.5, 0.5 + 1e-6], [0, 1])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "1/0", True])
+def test_non_finite_or_non_numeric_coefficients_are_refused(bad):
+    with pytest.raises(ValueError, match="tableau"):
+        ButcherTableau([[0, 0], [bad, 0]], [0.5, 0.5], [0, 1])
+
+
+def test_fractions_and_by_value_round_trip():
+    tableau = ButcherTableau.from_dict({"name": "kutta3", "a": [[0, 0, 0], ["1/2", 0, 0], [-1, 2, 0]],
+                                        "b": ["1/6", "2/3", "1/6"], "c": [0, "1/2", 1]})
+    assert tableau == get_tableau("rk3") and tableau.name == "kutta3"
+    assert ButcherTableau.from_dict(tableau.to_dict()) == tableau
+    with pytest.raises(ValueError, match="misses c"):
+        ButcherTableau.from_dict({"a": [[0]], "b": [1]})

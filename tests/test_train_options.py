@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import rknet
+from rknet.norms import TV_EPS
 from rknet.training.metrics import read_metrics
 
 TOY = {"data": "peaks", "widths": [4, 4], "batch_size": 200, "lr": 0.05}
@@ -57,9 +58,10 @@ def test_multilevel_resume_rebuilds_the_refined_network(tmp_path):
 
 def test_time_regulariser_is_logged_and_pulls_controls_together(tmp_path):
     plain = run(tmp_path, "plain", steps=4, epochs=2)
-    smooth = run(tmp_path, "smooth", steps=4, epochs=2, time_reg=10.0)
+    smooth = run(tmp_path, "smooth", steps=4, epochs=2, time_reg=10.0, val_fraction=0.0)  # keeps the last model
     records = read_metrics(smooth.out)
-    assert all(r["time_reg"] >= 0 for r in records) and "time_reg" not in read_metrics(plain.out)[0]
+    assert records[-1]["time_reg"] == pytest.approx(rknet.time_regularization(smooth.model).item(), rel=1e-6)
+    assert "time_reg" not in read_metrics(plain.out)[0]
     assert rknet.time_regularization(smooth.model) < rknet.time_regularization(plain.model)
 
 
@@ -79,8 +81,8 @@ def test_recomputing_memory_modes_train_like_backprop(tmp_path, memory):
 @pytest.mark.parametrize("method", ["leapfrog", "hamiltonian"])
 def test_reversible_methods_from_the_trainer(tmp_path, method):
     result = run(tmp_path, method, steps=4, epochs=1, method=method, norm="tv")
-    assert type(result.model.blocks[0]).__name__.lower().startswith(method[:5])
-    assert 0 <= result.test_acc <= 1
+    assert result.model.blocks[0].family == method and result.model.blocks[0].gradient.name == "reversible"
+    assert rknet.evaluate_run(result.out, device="cpu")[0]["test_acc"] == result.test_acc
 
 
 def test_gradient_norms_per_block_are_logged(tmp_path):
@@ -90,13 +92,14 @@ def test_gradient_norms_per_block_are_logged(tmp_path):
 
 
 def test_fast_path_agrees_with_eager_within_bf16_tolerance(tmp_path):
-    """--fast (compiled, bf16 autocast) against eager fp32 over the same four SGD steps.
+    """--fast (compiled, bf16 autocast) against eager fp32 over the same SGD step.
 
-    Compared by losses: on this tiny network the parameters themselves drift apart by ~15% relative in
-    bf16 (the TV norm of 4-channel vectors amplifies rounding), while the losses agree within 1%.
+    Compared by losses: the TV norm of 4-channel vectors amplifies rounding (its gradient near zero scales
+    with 1/sqrt(eps)), so bf16 parameters drift apart while the losses agree within 1%; over several steps
+    even fp32 reassociation grows to percents, hence a single step for the compiled-fp32 comparison.
     """
-    options = {"data": "circles", "widths": [4, 4], "steps": 2, "batch_size": 500, "epochs": 1, "lr": 0.05,
-               "val_fraction": 0.0}
+    options = {"data": "circles", "widths": [4, 4], "steps": 2, "batch_size": 2000, "epochs": 1, "lr": 0.05,
+               "val_fraction": 0.0}  # one SGD step over the 2,000 training points
     eager = rknet.train(dict(options, out=str(tmp_path / "eager")), log=lambda line: None)
     compiled = rknet.train(dict(options, out=str(tmp_path / "compiled"), compile=True), log=lambda line: None)
     fast = rknet.train(dict(options, out=str(tmp_path / "fast"), fast=True), log=lambda line: None)
@@ -106,9 +109,13 @@ def test_fast_path_agrees_with_eager_within_bf16_tolerance(tmp_path):
     assert read_metrics(compiled.out)[0]["train_loss"] == pytest.approx(eager_loss, rel=1e-4)
     assert read_metrics(fast.out)[0]["train_loss"] == pytest.approx(eager_loss, rel=2e-2)
     assert fast.test_loss == pytest.approx(eager.test_loss, rel=3e-2)
-    for key, value in eager.model.state_dict().items():  # fp32 compiled: the same training, up to rounding
+    # fp32 compiled: the same step up to rounding. Reassociated sums over the batch differ by ~eps * sqrt(n),
+    # and the TV norm's gradient amplifies them by up to 1/sqrt(its eps); each tensor is compared norm-wise.
+    tolerance = torch.finfo(torch.float32).eps / TV_EPS ** 0.5 * options["batch_size"] ** 0.5
+    for key, value in eager.model.state_dict().items():
         if value.is_floating_point():
-            torch.testing.assert_close(compiled.model.state_dict()[key], value, rtol=1e-2, atol=2e-3)
+            difference = (compiled.model.state_dict()[key] - value).norm()
+            assert difference <= tolerance * max(value.norm(), 1.0), key
 
 
 def test_without_a_validation_split_the_last_epoch_model_is_kept(tmp_path):
