@@ -40,7 +40,7 @@ def make_block(mode: str, steps: int, channels: int, norm: str | None) -> torch.
         return LeapfrogBlock(layer, grid)
     if mode == "hamiltonian":
         return HamiltonianBlock(layer, t_states=grid)
-    return DynamicBlock(layer, "rk4", grid, memory=mode)
+    return DynamicBlock(layer, "rk4", grid, gradient=mode)
 
 
 def held(block: torch.nn.Module, x: torch.Tensor) -> int:
@@ -73,7 +73,7 @@ def compiled_network(batch: int) -> None:
     per_image = {}
     for mode in ("backprop", "selective", "checkpoint"):
         torch.manual_seed(0)
-        model = torch.compile(rknet.ODENet(3, 10, memory=mode))
+        model = torch.compile(rknet.ODENet(3, 10, gradient=mode))
         saved_by_compiled(model, x)  # compiles
         per_image[mode] = saved_by_compiled(model, x) / batch / 2 ** 20
         print(f"| {mode} | {per_image[mode]:.2f} | {per_image[mode] / per_image['backprop']:.2f}x |")

@@ -5,7 +5,7 @@ compiled fp32 on a CPU) on the default ODENet with synthetic CIFAR-shaped batche
 with `torch.profiler`, and prints the device time per kind of kernel (convolutions, the compiler's fused
 kernels, optimizer, copies, other) and the most expensive kernels. On a CPU the same tables show CPU ops.
 
-Usage: python benchmarks/profile_step.py [--device cuda] [--batch-size 512] [--memory backprop] ...
+Usage: python benchmarks/profile_step.py [--device cuda] [--batch-size 512] [--gradient backprop] ...
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=None, help="default 512 on CUDA, 32 on CPU")
-    parser.add_argument("--memory", default="backprop", choices=rknet.MEMORY_MODES)
+    parser.add_argument("--gradient", default="backprop", choices=rknet.DynamicBlock.gradients)
     parser.add_argument("--warmup", type=int, default=None, help="default 10 on CUDA, 2 on CPU")
     parser.add_argument("--steps", type=int, default=None, help="profiled steps; default 10 on CUDA, 2 on CPU")
     parser.add_argument("--top", type=int, default=20)
@@ -49,7 +49,7 @@ def main() -> None:
     torch.backends.cudnn.benchmark = cuda
 
     torch.manual_seed(0)
-    model = rknet.ODENet(in_channels=3, num_classes=10, memory=args.memory).to(device)
+    model = rknet.ODENet(in_channels=3, num_classes=10, gradient=args.gradient).to(device)
     step = fast_training_step(model, device, lr=0.01)
     batches = synthetic_batches(2, batch_size, device, seed=0)
     for index in range(warmup):
@@ -64,8 +64,8 @@ def main() -> None:
     own = (lambda event: event.self_device_time_total) if cuda else (lambda event: event.self_cpu_time_total)
     events = [event for event in profiler.key_averages() if own(event) > 0]
     total = sum(own(event) for event in events)
-    print(f"{device} ({torch.cuda.get_device_name(device) if cuda else 'cpu'}), batch {batch_size}, memory "
-          f"{args.memory}, {steps} profiled steps: {total / steps / 1e3:.2f} ms of "
+    print(f"{device} ({torch.cuda.get_device_name(device) if cuda else 'cpu'}), batch {batch_size}, gradient "
+          f"{args.gradient}, {steps} profiled steps: {total / steps / 1e3:.2f} ms of "
           f"{'device' if cuda else 'CPU'} time per step, {batch_size * steps / (total / 1e6):,.0f} images/s "
           f"if nothing else ran\n")
     by_kind: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])

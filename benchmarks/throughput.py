@@ -5,8 +5,8 @@ Implementations, timed in interleaved rounds on the same synthetic CIFAR-shaped 
   rknet-fast     the fast path: torch.compile (mode reduce-overhead = CUDA graphs on a GPU), bf16 autocast,
                  channels_last, fused SGD (on a CPU: compile and channels_last, fp32)
   torchdiffeq    the same network with each block integrated by torchdiffeq's odeint (below)
-  rknet-fast-selective, rknet-fast-checkpoint   the fast path with `memory="selective"` (convolution
-                 outputs kept, the rest recomputed) and `memory="checkpoint"` (each step recomputed):
+  rknet-fast-selective, rknet-fast-checkpoint   the fast path with `gradient="selective"` (convolution
+                 outputs kept, the rest recomputed) and `gradient="checkpoint"` (each step recomputed):
                  the memory / speed trade-off
   euler, euler-fast   the same network with forward Euler over the same 4 steps: the RK4/Euler cost ratio
                  (ideal: 4, the number of layer evaluations per step)
@@ -75,9 +75,9 @@ SOLVERS.setdefault(CLASSIC_RK4, ClassicRK4)
 
 def uniform_step(block: DynamicBlock) -> float:
     """The block's state step size; torchdiffeq's `step_size` option needs a uniform grid."""
-    if max(block.steps) - min(block.steps) > 1e-12:
-        raise ValueError(f"torchdiffeq's step_size needs uniform state steps, got {block.steps}")
-    return block.steps[0]
+    if max(block.step_sizes) - min(block.step_sizes) > 1e-12:
+        raise ValueError(f"torchdiffeq's step_size needs uniform state steps, got {block.step_sizes}")
+    return block.step_sizes[0]
 
 
 class TorchdiffeqODENet(nn.Module):
@@ -271,7 +271,7 @@ def implementations(args: argparse.Namespace, device: torch.device
     twin = TorchdiffeqODENet(copy.deepcopy(net)).to(device)
 
     def variant(**options: str) -> rknet.ODENet:
-        """The same network and weights with other options (method, memory mode)."""
+        """The same network and weights with other options (method, gradient strategy)."""
         other = rknet.ODENet(in_channels=3, num_classes=10, **options).to(device)
         other.load_state_dict(net.state_dict())
         return other
@@ -283,8 +283,8 @@ def implementations(args: argparse.Namespace, device: torch.device
         return fast_training_step(model, device, args.lr)
 
     steps = {"rknet": lambda: eager(net), "rknet-fast": lambda: fast(copy.deepcopy(net)),
-             "rknet-fast-selective": lambda: fast(variant(memory="selective")),
-             "rknet-fast-checkpoint": lambda: fast(variant(memory="checkpoint")),
+             "rknet-fast-selective": lambda: fast(variant(gradient="selective")),
+             "rknet-fast-checkpoint": lambda: fast(variant(gradient="checkpoint")),
              "torchdiffeq": lambda: eager(twin), "euler": lambda: eager(variant(method="euler")),
              "euler-fast": lambda: fast(variant(method="euler"))}
     skipped = {name for name in args.skip.split(",") if name}
