@@ -163,7 +163,7 @@ def test_block_spectra_scale_by_step_and_report_stability():
         z = torch.cat(spectrum.eigenvalues)
         inside = (1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24).abs() <= 1 + 1e-9  # RK4's R(z), written out
         assert spectrum.fraction_stable() == pytest.approx(inside.double().mean().item())
-    with pytest.raises(ValueError, match="samples must be an integer >= 1"):
+    with pytest.raises(ValueError, match="samples must be a positive integer"):
         block_spectra(net, torch.randn(8, 2), samples=0)
 
 

@@ -72,8 +72,7 @@ def test_stability_function_matches_closed_forms():
 def gauss_legendre(stages):
     """The s-stage Gauss-Legendre collocation method (order 2s), built from its nodes."""
     import numpy as np
-    from numpy.polynomial import Polynomial
-    from numpy.polynomial import legendre
+    from numpy.polynomial import Polynomial, legendre
 
     c = (legendre.legroots([0] * stages + [1]) + 1) / 2
     a, b = [], []

@@ -12,23 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .experiments import add_compare_parser
-from .options import add_config_options, comma_list, train_option_fields
+from .options import add_config_options, comma_list, positive, train_option_fields
 from .training import TrainConfig, TrainingDiverged, evaluate_run, format_table, read_config_file, train
 from .training.evaluation import load_run
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
-
-
-def positive(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 class OneLineParser(argparse.ArgumentParser):

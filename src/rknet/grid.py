@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .checks import positive_int
 from .tableau import ButcherTableau
 
 INTERPOLATIONS: tuple[str, ...] = ("linear", "constant")
@@ -146,8 +147,7 @@ def warn_knots_inside_steps(t_states: Sequence[float], t_controls: Sequence[floa
 
 def uniform_grid(steps: int, final_time: float = 1.0, start: float = 0.0) -> tuple[float, ...]:
     """`steps` equal steps from `start` to `final_time`."""
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    positive_int("steps", steps)
     if final_time <= start:
         raise ValueError(f"final time must exceed the start time {start:g}, got {final_time:g}")
     return tuple(start + (final_time - start) * k / steps for k in range(steps + 1))
@@ -155,8 +155,7 @@ def uniform_grid(steps: int, final_time: float = 1.0, start: float = 0.0) -> tup
 
 def refine_times(times: Sequence[float], factor: int) -> tuple[float, ...]:
     """Split every interval of `times` into `factor` equal parts."""
-    if not isinstance(factor, int) or isinstance(factor, bool) or factor < 1:
-        raise ValueError(f"refinement factor must be a positive integer, got {factor!r}")
+    positive_int("refinement factor", factor)
     refined = [times[0]]
     for left, right in zip(times, times[1:]):
         refined.extend(left + (right - left) * j / factor for j in range(1, factor + 1))

@@ -8,13 +8,13 @@ the interpolated values: `layer(params, y, stats, training)`. The same layer wor
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from .checks import finite_number, positive_int
 from .controls import ParameterSpec
 from .norms import BatchStats, apply_norm, check_norm, norm_parameter_specs
 
@@ -80,9 +80,7 @@ class Layer:
 
     def __init__(self, channels: int, *, dims: int = 2, activation: str = "relu",
                  norm: str | None = None) -> None:
-        if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
-            raise ValueError(f"channels must be a positive integer, got {channels!r}")
-        self.channels = channels
+        self.channels = positive_int("channels", channels)
         self.dims = check_dims(dims)
         self.activation = check_activation(activation)
         self.norm = check_norm(norm)
@@ -163,14 +161,10 @@ class Double(Layer):
         return self.act(self._normalise("norm2", z, params, stats, training))
 
 
-class PreactDouble(Layer):
-    """Pre-activated double layer: f(y) = N2(K2 act(N1(K1 act(y) + b1)) + b2)."""
+class PreactDouble(Double):
+    """Pre-activated double layer: f(y) = N2(K2 act(N1(K1 act(y) + b1)) + b2) (Double's parameters)."""
 
     name = "preactdouble"
-    norm_sites = ("norm1", "norm2")
-
-    def kernel_specs(self):
-        return {"K1": self._kernel(), "b1": self._bias(), "K2": self._kernel(), "b2": self._bias()}
 
     def forward(self, params, y, stats, training):
         z = apply_kernel(self.act(y), params["K1"], params["b1"], self.dims)
@@ -213,9 +207,7 @@ class Antisymmetric(Layer):
     def __init__(self, channels: int, *, dims: int = 2, activation: str = "relu",
                  norm: str | None = None, gamma: float = 0.01) -> None:
         super().__init__(channels, dims=dims, activation=activation, norm=norm)
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma < math.inf:
-            raise ValueError(f"gamma must be a finite number >= 0, got {gamma!r}")
-        self.gamma = float(gamma)
+        self.gamma = finite_number("gamma", gamma, 0)
 
     def kernel_specs(self):
         return {"K": self._kernel(), "b": self._bias()}

@@ -68,6 +68,17 @@ def comma_list(convert: Callable[[str], object], what: str = "values") -> Callab
     return parse
 
 
+def positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _scalar(text: str) -> Any:
     for convert in (int, float):
         try:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
 from .block import Block
+from .checks import finite_number
 
 
 def _kernel_controls(model: nn.Module) -> Iterator[tuple[tuple[float, ...], torch.Tensor]]:
@@ -45,7 +45,6 @@ def time_regularization(model: nn.Module) -> torch.Tensor:
 @torch.no_grad()
 def clip_weights_(model: nn.Module, bound: float) -> None:
     """Box constraint: clamp the kernel weights of every block in `model` to [-bound, bound], in place."""
-    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not 0 < bound < math.inf:
-        raise ValueError(f"bound must be a positive finite number, got {bound!r}")
+    finite_number("bound", bound, 0, strict=True)
     for _, stacked in _kernel_controls(model):
         stacked.clamp_(-bound, bound)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..block import Block
+from ..checks import positive_int
 from ..dynamic_block import DynamicBlock
 from ..network import ODENet
 from ..tableau import ButcherTableau
@@ -47,12 +48,6 @@ class BlockSpectrum:
     def fraction_stable(self) -> float:
         """The fraction of all h * lambda inside the method's stability region."""
         return is_stable(self.tableau, torch.cat(self.eigenvalues)).double().mean().item()
-
-
-def _check_count(value: int, what: str, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{what} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def _runge_kutta(block: Block) -> DynamicBlock:
@@ -97,9 +92,9 @@ def jacobian_spectrum(block: DynamicBlock, y: torch.Tensor, t: float, exact_limi
     with `krylov_dim` Krylov vectors of Jacobian-vector products (`torch.func.jvp`), from a fixed random
     start so results are reproducible. See the module docstring for batch norm.
     """
-    _check_count(exact_limit, "exact_limit", 0)
-    _check_count(krylov_dim, "krylov_dim", 1)
-    _check_count(top, "top", 1)
+    positive_int("exact_limit", exact_limit, 0)
+    positive_int("krylov_dim", krylov_dim)
+    positive_int("top", top)
     sample = _one_sample(_runge_kutta(block), y)
     field = _flat_field(block, sample.shape, _check_time(block, t))
     flat = sample.reshape(-1)
@@ -118,7 +113,7 @@ def block_spectra(net: ODENet, x: torch.Tensor, samples: int = 4, exact_limit: i
     """For each block of `net`, h_k * lambda of its Jacobian at the start of every step, along the
     trajectories of the first `samples` inputs of x (the final state time starts no step, so it is left
     out). Options as in `jacobian_spectrum`."""
-    _check_count(samples, "samples", 1)
+    positive_int("samples", samples)
     if x.shape[0] < 1:
         raise ValueError("x must hold at least one input sample, got an empty batch")
     for block in net.blocks:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from ..options import add_config_options, comma_list, help_text
+from ..options import add_config_options, comma_list, help_text, positive
 from ..training.config import TrainConfig
 from .compare import run_grid
 from .grid import GRID_FIELDS, UNSUPPORTED_FIELDS, CompareSpec
@@ -30,20 +30,10 @@ def _widths_lists(text: str) -> list[list[int]]:
     return lists
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _seeds(text: str) -> int | list[int]:
     """A count N (seeds 0 .. N-1), or explicit seeds as a comma list ('3,7', or '5,' for seed 5 alone)."""
     if "," not in text:
-        return _positive(text)
+        return positive(text)
     seeds = comma_list(int, "seeds")(text.removesuffix(","))
     if min(seeds) < 0:
         raise argparse.ArgumentTypeError(f"expected non-negative seeds, got {text!r}")
@@ -79,7 +69,7 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
                              "separate lists with ';') to compare several (default 16,32,64,64)")
     parser.add_argument("--seeds", type=_seeds, default=2,
                         help="seeds per setting: N means 0 .. N-1, a comma list names them (default 2)")
-    parser.add_argument("--workers", type=_positive, default=1,
+    parser.add_argument("--workers", type=positive, default=1,
                         help="runs trained at a time, each in its own process with cores/N threads (default 1)")
     parser.add_argument("--out", required=True, help="output folder of the comparison (runs, results, report)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..checks import int_list, positive_int
 from ..data.datasets import parse_data_spec
 from ..schemes import is_tableau_file
 from ..training.checkpoint import CHECKPOINT
-from ..training.config import TrainConfig
+from ..training.config import TrainConfig, option_table
 from ..training.trainer import CONFIG, SUMMARY, resolve_device
 
 RUNS = "runs"
@@ -262,9 +263,7 @@ def _names(name: str, values: Any, keep_case: Callable[[str], bool] = lambda val
 def _positive(name: str, value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be positive integers, got {value!r}")
-    return value
+    return positive_int(name, value)
 
 
 def _widths(values: Any) -> list[tuple[int, ...]]:
@@ -273,18 +272,7 @@ def _widths(values: Any) -> list[tuple[int, ...]]:
     values = _sequence("widths", values)
     if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
         values = [values]  # a single widths setting given flat
-    result = []
-    for widths in values:
-        if isinstance(widths, str):
-            try:
-                widths = [int(w) for w in widths.split(",") if w.strip()]
-            except ValueError as error:
-                raise ValueError(f"widths must be comma-separated integers, got {widths!r}") from error
-        if (not isinstance(widths, Sequence) or len(widths) < 2
-                or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths)):
-            raise ValueError(f"widths must be at least two positive integers, got {widths!r}")
-        result.append(tuple(widths))
-    return result
+    return [int_list("widths", widths, minimum_length=2) for widths in values]
 
 
 def _seeds(seeds: Any) -> int | list[int]:
@@ -301,19 +289,12 @@ def _seeds(seeds: Any) -> int | list[int]:
 def _options(options: Any) -> dict[str, Any]:
     if options is None:
         return {}
-    if not isinstance(options, dict):
-        raise ValueError(f"options must be a mapping of TrainConfig options, got {type(options).__name__}")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    result = {}
-    for key, value in options.items():
+    for key in options if isinstance(options, dict) else ():
         name = str(key).replace("-", "_")
         if name in GRID_FIELDS:
             plural = {"method": "methods", "layer": "layers", "seed": "seeds"}.get(name, name)
             raise ValueError(f"option {key!r} is set by the grid; give it as the compare option {plural!r}")
         if name in UNSUPPORTED_FIELDS:
             raise ValueError(f"option {key!r} is not supported by compare; vary steps and control_steps instead")
-        if name not in known:
-            raise ValueError(f"unknown option {key!r}; valid options: "
-                             f"{', '.join(sorted(known - set(GRID_FIELDS) - set(UNSUPPORTED_FIELDS)))}")
-        result[name] = value
-    return result
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    return option_table(options, known - set(GRID_FIELDS) - set(UNSUPPORTED_FIELDS))

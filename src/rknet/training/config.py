@@ -190,16 +190,20 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build from a mapping; keys may use '-' or '_'; unknown keys are an error."""
-        if not isinstance(values, dict):
-            raise ValueError(f"training options must be a table of options, got {type(values).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        options = {}
-        for key, value in values.items():
-            name = str(key).replace("-", "_")
-            if name not in known:
-                raise ValueError(f"unknown option {key!r}; valid options: {', '.join(sorted(known))}")
-            options[name] = value
-        return cls(**options)
+        return cls(**option_table(values, {f.name for f in dataclasses.fields(cls)}))
+
+
+def option_table(values: Any, valid: set[str]) -> dict[str, Any]:
+    """`values` with '-' in keys read as '_'; ValueError for a non-table or a key outside `valid`."""
+    if not isinstance(values, dict):
+        raise ValueError(f"options must be a table of options, got {type(values).__name__}")
+    options = {}
+    for key, value in values.items():
+        name = str(key).replace("-", "_")
+        if name not in valid:
+            raise ValueError(f"unknown option {key!r}; valid options: {', '.join(sorted(valid))}")
+        options[name] = value
+    return options
 
 
 def _method_by_value(method: Any) -> str | dict:
