@@ -7,9 +7,11 @@ import torch
 
 import rknet
 from rknet.analysis import (
+    BlockSpectrum,
     block_gradient_norms,
     block_spectra,
     block_states,
+    count_unstable,
     feature_trajectories,
     is_stable,
     jacobian_spectrum,
@@ -148,6 +150,53 @@ def test_block_spectra_scale_by_step_and_report_stability():
         assert 0.0 <= spectrum.fraction_stable() <= 1.0
     with pytest.raises(ValueError, match="samples must be an integer >= 1"):
         block_spectra(net, torch.randn(8, 2), samples=0)
+
+
+RK4 = lambda z: 1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24  # noqa: E731
+
+
+def _diagonal_block(*diagonals: tuple[float, ...]) -> rknet.DynamicBlock:
+    """RK4 over unit steps of f(y) = K(t) y with K = diag(diagonals[k]) at control time k: h*lambda is known."""
+    block = rknet.DynamicBlock(Single(3, dims=0, activation="identity", norm=None), "rk4",
+                               tuple(range(len(diagonals))))
+    with torch.no_grad():
+        for k, diagonal in enumerate(diagonals):
+            block.controls["K"][k] = torch.diag(torch.tensor(diagonal))
+            block.controls["b"][k] = 0
+    return block
+
+
+def test_an_eigenvalue_just_outside_the_region_is_reported_outside():
+    # RK4's region ends at -2.785 on the real axis: -2.9 is just outside it, -2.7 just inside
+    block = _diagonal_block((-2.9, -2.7, -1.0), (-2.7, -1.0, -0.5), (0.0, 0.0, 0.0))
+    y = torch.randn(3)
+    spectrum = BlockSpectrum(block.tableau, (0.0, 1.0),
+                             tuple(jacobian_spectrum(block, y, t) for t in (0.0, 1.0)), exact=True)
+    overall = spectrum.stability()
+    assert (overall.total, overall.outside) == (6, 1)
+    assert overall.worst == pytest.approx(-2.9, abs=1e-5)
+    assert overall.max_amplification == pytest.approx(abs(RK4(-2.9)), rel=1e-5) and overall.max_amplification > 1
+    first, second = spectrum.stability_per_time()
+    assert (first.outside, second.outside) == (1, 0)
+    assert second.max_amplification == pytest.approx(abs(RK4(-2.7)), rel=1e-5) and second.max_amplification < 1
+    assert spectrum.fraction_stable() == pytest.approx(5 / 6)
+    lines = spectrum.describe("block 0")
+    assert lines[0].startswith("block 0 (rk4, all eigenvalues): 83.33 % inside, 1 of 6 outside; largest "
+                               "|R(h*lambda)| 1.187")
+    assert "at h*lambda = -2.9+0i" in lines[0]
+    assert lines[1].startswith("  t=0: 66.66 % inside, 1 of 3 outside") and lines[2].startswith("  t=1: all 3 inside")
+
+
+def test_a_violation_is_never_rounded_away():
+    z = torch.full((16_384,), -1.0, dtype=torch.complex128)
+    z[:8] = -3.21
+    assert count_unstable("rk4", z).text().startswith("99.95 % inside, 8 of 16,384 outside; largest |R(hλ)|")
+    z = torch.full((1_000_000,), -1.0, dtype=torch.complex128)
+    z[0] = -2.7855  # RK4 region ends at -2.78529: |R| exceeds 1 by about 3e-4
+    text = count_unstable("rk4", z).text()
+    assert text.startswith("99.99 % inside, 1 of 1,000,000 outside; largest |R(hλ)| 1.000")
+    assert float(text.split("|R(hλ)| ")[1].split()[0]) > 1
+    assert count_unstable("rk4", z[1:]).text().startswith("all 999,999 inside; largest |R(hλ)| 0.375")
 
 
 def test_block_gradient_norms_one_positive_entry_per_block():

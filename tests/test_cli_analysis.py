@@ -23,7 +23,11 @@ def test_stability_command(tmp_path, capsys):
 
 def test_spectrum_command(toy_run, capsys):
     assert main(["spectrum", str(toy_run), "--device", "cpu"]) == 0
-    assert "inside the stability region" in capsys.readouterr().out
+    out = capsys.readouterr().out.splitlines()
+    assert "stability region |R(h*lambda)| <= 1, per block and per state time" in out[0]
+    # the toy run has one block of 2 steps: its line over all times, then one line per step start
+    assert out[1].startswith("block 0 (rk4, all eigenvalues): ") and "|R(h*lambda)|" in out[1]
+    assert out[2].startswith("  t=0: ") and out[3].startswith("  t=2: ") and out[4].startswith("wrote ")
     assert (toy_run / "spectra.png").read_bytes().startswith(PNG)
 
 

@@ -69,9 +69,10 @@ def _spectrum_command(args: argparse.Namespace) -> int:
     run = load_run(args.run, args.device)
     x = run.data.x_test[: args.samples].to(run.device)
     spectra = block_spectra(run.model, x, samples=args.samples)
+    print("scaled eigenvalues h*lambda (step x eigenvalue of df/dy) against the stability region "
+          "|R(h*lambda)| <= 1, per block and per state time t:")
     for index, spectrum in enumerate(spectra):
-        print(f"block {index} ({spectrum.tableau.name}): {100 * spectrum.fraction_stable():.1f}% of the scaled "
-              "eigenvalues h*lambda lie inside the stability region")
+        print("\n".join(spectrum.describe(f"block {index}")))
     print(f"wrote {plot_spectra(spectra, args.out or Path(args.run) / 'spectra.png')}")
     return 0
 
