@@ -3,6 +3,7 @@
 import argparse
 import csv
 import json
+import sys
 
 import pytest
 
@@ -118,6 +119,19 @@ def test_rerun_skips_complete_runs_and_rewrites_the_report(grid, capsys):
     assert {path: path.stat().st_mtime_ns for path in summaries} == before
     assert (out / "report.md").exists()
     assert "8 skipped (already complete)" in (out / "report.md").read_text()
+
+
+def test_without_matplotlib_the_report_is_written_without_plots(grid, capsys, monkeypatch):
+    out, argv, _, _ = grid
+    for name in [name for name in sys.modules if name.split(".")[0] == "matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, stdout = compare(argv, capsys)
+    assert code == 0
+    assert "plots need matplotlib" in stdout and "the report will have no plots" in stdout
+    report = (out / "report.md").read_text()
+    assert "No plots: matplotlib is not installed. `pip install 'rknet[plots]'`" in report
+    assert not any(f"]({name})" in report for name in PLOTS)
 
 
 def test_rerun_with_other_options_is_refused_before_training(grid):

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .experiments import add_compare_parser
+from .figures import PlotsUnavailable, require_matplotlib
 from .options import OPTION_HELP, add_config_options, comma_list
 from .training import TrainConfig, TrainingDiverged, evaluate_run, format_table, read_config_file, train
 from .training.evaluation import load_run
@@ -57,6 +58,7 @@ def _eval_command(args: argparse.Namespace) -> int:
 
 
 def _stability_command(args: argparse.Namespace) -> int:
+    require_matplotlib()
     from .analysis import plot_stability_regions
 
     print(f"wrote {plot_stability_regions(args.methods, args.out)}")
@@ -64,6 +66,7 @@ def _stability_command(args: argparse.Namespace) -> int:
 
 
 def _spectrum_command(args: argparse.Namespace) -> int:
+    require_matplotlib()
     from .analysis import block_spectra, plot_spectra
 
     run = load_run(args.run, args.device)
@@ -78,6 +81,7 @@ def _spectrum_command(args: argparse.Namespace) -> int:
 
 
 def _trajectories_command(args: argparse.Namespace) -> int:
+    require_matplotlib()
     from .analysis import plot_trajectories
 
     run = load_run(args.run, args.device)
@@ -139,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"rknet {args.command}: {error}", file=sys.stderr)
         return EXIT_DIVERGED
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, PlotsUnavailable) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"rknet {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE

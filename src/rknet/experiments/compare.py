@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..figures import PlotsUnavailable, require_matplotlib
 from ..files import write_json
 from .grid import RUNS, CompareSpec, Run, plan, plural
 from .plots import draw_all
@@ -59,10 +60,22 @@ def run_grid(spec: CompareSpec | dict[str, Any], *, show_progress: bool | None =
     pending = sum(run.state != "complete" for run in runs)
     log(f"compare: {plural(len(runs), 'run')} ({plural(len(spec.settings()), 'setting')} x "
         f"{plural(len(spec.seed_list()), 'seed')}), {len(runs) - pending} already complete; output {out}")
+    plots_missing = _plots_missing()
+    if plots_missing:
+        log(f"compare: {plots_missing}; the report will have no plots")
     outcomes = execute(runs, spec.workers, show_progress, log)
     results = collect(runs)
     csv = write_csv(results, out / RESULTS_CSV)
-    plots = draw_all(results, out)
+    plots = {} if plots_missing else draw_all(results, out)
     report = write_report(out / REPORT, spec, results, outcomes, plots, threads_per_worker(spec.workers))
     log(f"wrote {report}, {csv} and {len(plots)} plots")
     return CompareResults(spec, runs, outcomes, results, csv, report, plots)
+
+
+def _plots_missing() -> str | None:
+    """Why no plots can be drawn (matplotlib missing), or None: the runs and the report do not need them."""
+    try:
+        require_matplotlib()
+    except PlotsUnavailable as missing:
+        return str(missing)
+    return None

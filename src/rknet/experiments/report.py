@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from ..figures import PLOTS_EXTRA
 from ..files import atomic_write_text
 from .grid import RUNS, CompareSpec, plural, varying_phrases, widths_text
 from .results import SettingResult
@@ -204,9 +205,13 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
               "curves": "Learning curves"}
     for key, plot in plots.items():
         lines += [f"![{titles[key]}]({plot.name})", ""]
+    if plots:
+        lines += ["Colour is the method, marker the layer; error bars and bands are ± 1 standard deviation over "
+                  "seeds.", ""]
+    else:
+        lines += [f"No plots: matplotlib is not installed. `{PLOTS_EXTRA}`, then rerun the command above: complete "
+                  "runs are skipped, so only the results, this report and the plots are written.", ""]
     lines += [
-        "Colour is the method, marker the layer; error bars and bands are ± 1 standard deviation over seeds.",
-        "",
         "## How the numbers were measured",
         "",
     ]
