@@ -57,6 +57,7 @@ class StabilityCount:
     outside: int
     max_amplification: float  # the largest |R(z)|: above 1, that mode grows by this factor per step
     worst: complex  # the z with the largest |R(z)|
+    largest: complex  # the z of largest modulus: with all inside, the one nearest to leaving as h grows
 
     @property
     def inside(self) -> int:
@@ -67,25 +68,29 @@ class StabilityCount:
         return self.inside / self.total if self.total else 1.0
 
     def text(self, symbol: str = "hλ") -> str:
-        """E.g. `99.95 % inside, 8 of 16,384 outside; largest |R(hλ)| 1.374 at hλ = -3.214+0i`: the
-        percentage is rounded down, so a single eigenvalue outside never reads as 100 %."""
+        """`99.95 % inside, 8 of 16,384 outside; largest |R(hλ)| 2.124 at hλ = -3.31+0i`, or with none
+        outside `all 4,096 inside, largest |R(hλ)| 1; largest |hλ| 2.41 at hλ = -2.41+0i`. The percentage is
+        rounded down, so a single eigenvalue outside never reads as 100 %."""
         if not self.total:
             return "no eigenvalues"
-        counts = (f"all {self.total:,} inside" if not self.outside else
-                  f"{percent_down(self.inside, self.total)} % inside, {self.outside:,} of {self.total:,} outside")
-        return (f"{counts}; largest |R({symbol})| {amplification_text(self.max_amplification)} at {symbol} = "
-                f"{complex_text(self.worst)}")
+        amplification = f"largest |R({symbol})| {amplification_text(self.max_amplification)}"
+        if self.outside:
+            return (f"{percent_down(self.inside, self.total)} % inside, {self.outside:,} of {self.total:,} outside; "
+                    f"{amplification} at {symbol} = {complex_text(self.worst)}")
+        return (f"all {self.total:,} inside, {amplification}; largest |{symbol}| {abs(self.largest):.4g} at "
+                f"{symbol} = {complex_text(self.largest)}")
 
 
 def count_unstable(tableau: str | ButcherTableau, z: torch.Tensor) -> StabilityCount:
-    """Count the z = h lambda outside the method's stability region and find the one with the largest |R|."""
+    """Count the z = h lambda outside the method's stability region; find the one with the largest |R|
+    and the one of largest modulus."""
     z = torch.as_tensor(z).reshape(-1).to(torch.complex128)
     if not z.numel():
-        return StabilityCount(0, 0, 0.0, 0j)
+        return StabilityCount(0, 0, 0.0, 0j, 0j)
     amplification = get_tableau(tableau).stability(z).abs()
-    worst = int(amplification.argmax())
+    worst, largest = int(amplification.argmax()), int(z.abs().argmax())
     return StabilityCount(z.numel(), int((amplification > 1 + STABILITY_TOLERANCE).sum()),
-                          amplification[worst].item(), complex(z[worst].item()))
+                          amplification[worst].item(), complex(z[worst].item()), complex(z[largest].item()))
 
 
 def percent_down(part: int, total: int, decimals: int = 2) -> str:
