@@ -184,7 +184,8 @@ def test_an_eigenvalue_just_outside_the_region_is_reported_outside():
     assert lines[0].startswith("block 0 (rk4, all eigenvalues): 83.33 % inside, 1 of 6 outside; largest "
                                "|R(h*lambda)| 1.187")
     assert "at h*lambda = -2.9+0i" in lines[0]
-    assert lines[1].startswith("  t=0: 66.66 % inside, 1 of 3 outside") and lines[2].startswith("  t=1: all 3 inside")
+    assert lines[1].startswith("  t=0: 66.66 % inside, 1 of 3 outside")
+    assert lines[2] == "  t=1: all 3 inside, largest |R(h*lambda)| 0.8788; largest |h*lambda| 2.7 at h*lambda = -2.7+0i"
 
 
 def test_a_violation_is_never_rounded_away():
@@ -196,7 +197,8 @@ def test_a_violation_is_never_rounded_away():
     text = count_unstable("rk4", z).text()
     assert text.startswith("99.99 % inside, 1 of 1,000,000 outside; largest |R(hλ)| 1.000")
     assert float(text.split("|R(hλ)| ")[1].split()[0]) > 1
-    assert count_unstable("rk4", z[1:]).text().startswith("all 999,999 inside; largest |R(hλ)| 0.375")
+    assert count_unstable("rk4", z[1:]).text() == ("all 999,999 inside, largest |R(hλ)| 0.375; "
+                                                   "largest |hλ| 1 at hλ = -1+0i")
 
 
 def test_block_gradient_norms_one_positive_entry_per_block():
@@ -229,6 +231,53 @@ def test_plots_write_png_files(tmp_path):
     paths = plot_trajectories(net, x, torch.arange(40) % 3, tmp_path / "trajectories.png")
     for path in (regions, spectra, paths):
         _assert_png(path)
+
+
+def test_spectra_plot_has_one_panel_per_block_and_time_and_marks_the_outside(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from rknet.analysis import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.setdefault("figure", figure))
+    block = _diagonal_block((-2.9, -2.7, -1.0), (-2.7, -1.0, -0.5), (-1.0, -1.0, -1.0))
+    y = torch.randn(3)
+    unstable = BlockSpectrum(block.tableau, (0.0, 1.0), tuple(jacobian_spectrum(block, y, t) for t in (0.0, 1.0)),
+                             exact=True)
+    stable = BlockSpectrum(block.tableau, (1.0,), (jacobian_spectrum(block, y, 1.0),), exact=True)
+    plot_spectra([unstable, stable], tmp_path / "spectra.png", resolution=40)
+    panels = [ax for ax in drawn["figure"].axes if ax.get_visible()]
+    assert [ax.get_title().splitlines()[0] for ax in panels] == [
+        "block 0 (rk4), t=0", "block 0 (rk4), t=1", "block 1 (rk4), t=1"]
+    assert "1 of 3 outside" in panels[0].get_title() and "all 3 inside" in panels[1].get_title()
+    # inside points and outside crosses are separate collections: one cross at -2.9 in the first panel
+    inside, outside = panels[0].collections[-2:]
+    assert outside.get_offsets().tolist() == [[pytest.approx(-2.9, abs=1e-5), pytest.approx(0.0, abs=1e-8)]]
+    assert len(inside.get_offsets()) == 2 and 0 < inside.get_alpha() < 1
+
+
+def test_decision_boundaries_are_smooth_not_staircases():
+    pytest.importorskip("matplotlib")
+    from rknet.analysis.plots import _decision_regions, class_colours
+    from rknet.figures import agg_figure
+
+    ax = agg_figure((4, 4)).subplots()
+    points = torch.tensor([[-1.0, -1.0], [1.0, 1.0]])
+    # the classes meet on the line x1 = x2 (a diagonal: the worst case for a boundary made of grid cells)
+    _decision_regions(ax, lambda grid: torch.stack((grid[:, 0] - grid[:, 1], torch.zeros(len(grid))), dim=1),
+                      points, class_colours(2), 2)
+    boundaries = [contours for contours in ax.collections if getattr(contours, "filled", True) is False]
+    vertices = torch.cat([torch.as_tensor(path.vertices) for lines in boundaries for path in lines.get_paths()])
+    assert len(boundaries) == 2 and len(vertices) > 100
+    cell = 2.2 / 400  # the grid spacing
+    assert (vertices[:, 0] - vertices[:, 1]).abs().max() < 1e-3 * cell
+
+
+def test_class_colours_are_distinct_and_colour_blind_safe():
+    pytest.importorskip("matplotlib")
+    from rknet.analysis.plots import CLASS_COLOURS, class_colours
+
+    assert class_colours(5) == list(CLASS_COLOURS[:5]) and len(set(class_colours(7))) == 7
+    assert len(set(class_colours(12))) == 12
 
 
 def test_plot_errors_are_clear(tmp_path, monkeypatch):
