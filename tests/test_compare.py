@@ -276,3 +276,24 @@ def test_compare_honours_omp_num_threads_and_threads_and_warns_under_contention(
     compare([*one, "--seeds", "0,1", "--threads", "1"], capsys)
     report = (tmp_path / "report.md").read_text()
     assert "under contention" not in report and "†" not in report
+
+
+def test_accuracy_vs_params_keeps_true_counts_and_spreads_methods_on_the_page(monkeypatch):
+    pytest.importorskip("matplotlib")
+    from rknet.experiments import plots
+    from rknet.experiments.grid import Setting
+    from rknet.experiments.results import SettingResult
+
+    drawn = {}
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.setdefault("figure", figure))
+    results = [SettingResult(Setting(method, "double", 4, None, (4, 4)), seeds=[0], test_acc=[accuracy],
+                             params=1234, wall_seconds=[1.0]) for method, accuracy in (("euler", 0.9), ("rk4", 0.8))]
+    plots.plot_accuracy_vs_params(results, "unused.png")
+    ax = drawn["figure"].axes[0]
+    markers = [line for line in ax.lines if line.get_marker() not in (None, "None", "")]
+    assert [list(line.get_xdata()) for line in markers] == [[1234], [1234]]  # the true count, not offset in x
+    pixels = [line.get_transform().transform((1234, 85))[0] for line in markers]
+    assert pixels[1] - pixels[0] == pytest.approx(plots.DODGE_POINTS * drawn["figure"].dpi / 72)
+    assert any(list(line.get_xdata()) == [1234, 1234] and line.get_linestyle() == ":" for line in ax.lines)
+    assert "1,234" in [text.get_text() for text in ax.texts]
+    assert "spread sideways around the dotted line" in ax.get_title()
