@@ -9,8 +9,7 @@ import time
 import pytest
 
 from rknet.cli import OneLineParser
-from rknet.experiments import COLUMNS, CompareSpec, add_compare_parser, plan, run_grid
-from rknet.experiments import machine
+from rknet.experiments import COLUMNS, CompareSpec, add_compare_parser, machine, plan, run_grid
 from rknet.experiments.cli import spec_from_args
 from rknet.training import train
 from rknet.training.metrics import read_metrics
