@@ -30,6 +30,8 @@ OPTION_HELP = {
     "step_epochs": "step schedule: epochs between drops (default 10)",
     "step_gamma": "step schedule: factor per drop (default 0.1)",
     "epochs": "training epochs (default 20)",
+    "patience": "stop early once validation accuracy has not improved for this many epochs; the best model "
+                "is kept (default: never stop early)",
     "batch_size": "mini-batch size (default 64)",
     "seed": "random seed for initialisation, split and batches (default 0)",
     "device": "auto (default), cpu or cuda",

@@ -54,6 +54,7 @@ class TrainConfig:
     step_epochs: int = 10
     step_gamma: float = 0.1
     epochs: int = 20
+    patience: int | None = None
     batch_size: int = 64
     time_reg: float = 0.0
     clip: float | None = None
@@ -105,6 +106,11 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raise ValueError naming the first bad option and what it accepts."""
         _positive_int("epochs", self.epochs)
+        if self.patience is not None:
+            _positive_int("patience", self.patience)
+            if self.multilevel:
+                raise ValueError("patience cannot be combined with multilevel, whose levels each train a fixed "
+                                 "share of the epochs; drop one of them")
         _positive_int("batch_size", self.batch_size)
         _positive_int("steps", self.steps)
         if self.control_steps is not None:
