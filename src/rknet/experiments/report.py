@@ -83,7 +83,8 @@ def timing_warnings(results: list[SettingResult], spec: CompareSpec, threads: Th
         count, total = sum(len(r.contended) for r in results), sum(len(r.seeds) for r in results)
         peak = max(load for r in contended for load in r.load_peaks)
         machine = max(r.machine_cores or 0 for r in contended)
-        names = "; ".join(describe_setting(r, spec) for r in contended)
+        names = ("every setting" if len(contended) == len(results)
+                 else "; ".join(describe_setting(r, spec) for r in contended))
         warnings.append(
             f"**Timings taken under contention.** While {count} of {plural(total, 'run')} trained, the 1-minute "
             f"load average exceeded the machine's {plural(machine, 'core')} (up to {peak:.1f}): other work "
