@@ -7,7 +7,9 @@ import torch
 
 import rknet
 from rknet.analysis import (
+    BlockSpectrum,
     block_spectra,
+    count_unstable,
     feature_trajectories,
     is_stable,
     jacobian_spectrum,
@@ -167,6 +169,55 @@ def test_block_spectra_scale_by_step_and_report_stability():
         block_spectra(net, torch.randn(8, 2), samples=0)
 
 
+RK4 = lambda z: 1 + z + z**2 / 2 + z**3 / 6 + z**4 / 24  # noqa: E731
+
+
+def _diagonal_block(*diagonals: tuple[float, ...]) -> rknet.DynamicBlock:
+    """RK4 over unit steps of f(y) = K(t) y with K = diag(diagonals[k]) at control time k: h*lambda is known."""
+    block = rknet.DynamicBlock(Single(3, dims=0, activation="identity", norm=None), "rk4",
+                               tuple(range(len(diagonals))))
+    with torch.no_grad():
+        for k, diagonal in enumerate(diagonals):
+            block.controls["K"][k] = torch.diag(torch.tensor(diagonal))
+            block.controls["b"][k] = 0
+    return block
+
+
+def test_an_eigenvalue_just_outside_the_region_is_reported_outside():
+    # RK4's region ends at -2.785 on the real axis: -2.9 is just outside it, -2.7 just inside
+    block = _diagonal_block((-2.9, -2.7, -1.0), (-2.7, -1.0, -0.5), (0.0, 0.0, 0.0))
+    y = torch.randn(3)
+    spectrum = BlockSpectrum(block.tableau, (0.0, 1.0),
+                             tuple(jacobian_spectrum(block, y, t) for t in (0.0, 1.0)), exact=True)
+    overall = spectrum.stability()
+    assert (overall.total, overall.outside) == (6, 1)
+    assert overall.worst == pytest.approx(-2.9, abs=1e-5)
+    assert overall.max_amplification == pytest.approx(abs(RK4(-2.9)), rel=1e-5) and overall.max_amplification > 1
+    first, second = spectrum.stability_per_time()
+    assert (first.outside, second.outside) == (1, 0)
+    assert second.max_amplification == pytest.approx(abs(RK4(-2.7)), rel=1e-5) and second.max_amplification < 1
+    assert spectrum.fraction_stable() == pytest.approx(5 / 6)
+    lines = spectrum.describe("block 0")
+    assert lines[0].startswith("block 0 (rk4, all eigenvalues): 83.33 % inside, 1 of 6 outside; largest "
+                               "|R(h*lambda)| 1.187")
+    assert "at h*lambda = -2.9+0i" in lines[0]
+    assert lines[1].startswith("  t=0: 66.66 % inside, 1 of 3 outside")
+    assert lines[2] == "  t=1: all 3 inside, largest |R(h*lambda)| 0.8788; largest |h*lambda| 2.7 at h*lambda = -2.7+0i"
+
+
+def test_a_violation_is_never_rounded_away():
+    z = torch.full((16_384,), -1.0, dtype=torch.complex128)
+    z[:8] = -3.21
+    assert count_unstable("rk4", z).text().startswith("99.95 % inside, 8 of 16,384 outside; largest |R(hλ)|")
+    z = torch.full((1_000_000,), -1.0, dtype=torch.complex128)
+    z[0] = -2.7855  # RK4 region ends at -2.78529: |R| exceeds 1 by about 3e-4
+    text = count_unstable("rk4", z).text()
+    assert text.startswith("99.99 % inside, 1 of 1,000,000 outside; largest |R(hλ)| 1.000")
+    assert float(text.split("|R(hλ)| ")[1].split()[0]) > 1
+    assert count_unstable("rk4", z[1:]).text() == ("all 999,999 inside, largest |R(hλ)| 0.375; "
+                                                   "largest |hλ| 1 at hλ = -1+0i")
+
+
 def test_block_gradient_norms_one_positive_entry_per_block():
     net = rknet.ODENet(3, 4, widths=(4, 6, 6), dims=1, norm="tv")
     torch.nn.functional.cross_entropy(net(torch.randn(5, 3, 8)), torch.tensor([0, 1, 2, 3, 0])).backward()
@@ -197,6 +248,53 @@ def test_plots_write_png_files(tmp_path):
     paths = plot_trajectories(net, x, torch.arange(40) % 3, tmp_path / "trajectories.png")
     for path in (regions, spectra, paths):
         _assert_png(path)
+
+
+def test_spectra_plot_has_one_panel_per_block_and_time_and_marks_the_outside(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from rknet.analysis import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.setdefault("figure", figure))
+    block = _diagonal_block((-2.9, -2.7, -1.0), (-2.7, -1.0, -0.5), (-1.0, -1.0, -1.0))
+    y = torch.randn(3)
+    unstable = BlockSpectrum(block.tableau, (0.0, 1.0), tuple(jacobian_spectrum(block, y, t) for t in (0.0, 1.0)),
+                             exact=True)
+    stable = BlockSpectrum(block.tableau, (1.0,), (jacobian_spectrum(block, y, 1.0),), exact=True)
+    plot_spectra([unstable, stable], tmp_path / "spectra.png", resolution=40)
+    panels = [ax for ax in drawn["figure"].axes if ax.get_visible()]
+    assert [ax.get_title().splitlines()[0] for ax in panels] == [
+        "block 0 (rk4), t=0", "block 0 (rk4), t=1", "block 1 (rk4), t=1"]
+    assert "1 of 3 outside" in panels[0].get_title() and "all 3 inside" in panels[1].get_title()
+    # inside points and outside crosses are separate collections: one cross at -2.9 in the first panel
+    inside, outside = panels[0].collections[-2:]
+    assert outside.get_offsets().tolist() == [[pytest.approx(-2.9, abs=1e-5), pytest.approx(0.0, abs=1e-8)]]
+    assert len(inside.get_offsets()) == 2 and 0 < inside.get_alpha() < 1
+
+
+def test_decision_boundaries_are_smooth_not_staircases():
+    pytest.importorskip("matplotlib")
+    from rknet.analysis.plots import _decision_regions, class_colours
+    from rknet.figures import agg_figure
+
+    ax = agg_figure((4, 4)).subplots()
+    points = torch.tensor([[-1.0, -1.0], [1.0, 1.0]])
+    # the classes meet on the line x1 = x2 (a diagonal: the worst case for a boundary made of grid cells)
+    _decision_regions(ax, lambda grid: torch.stack((grid[:, 0] - grid[:, 1], torch.zeros(len(grid))), dim=1),
+                      points, class_colours(2), 2)
+    boundaries = [contours for contours in ax.collections if getattr(contours, "filled", True) is False]
+    vertices = torch.cat([torch.as_tensor(path.vertices) for lines in boundaries for path in lines.get_paths()])
+    assert len(boundaries) == 2 and len(vertices) > 100
+    cell = 2.2 / 400  # the grid spacing
+    assert (vertices[:, 0] - vertices[:, 1]).abs().max() < 1e-3 * cell
+
+
+def test_class_colours_are_distinct_and_colour_blind_safe():
+    pytest.importorskip("matplotlib")
+    from rknet.analysis.plots import CLASS_COLOURS, class_colours
+
+    assert class_colours(5) == list(CLASS_COLOURS[:5]) and len(set(class_colours(7))) == 7
+    assert len(set(class_colours(12))) == 12
 
 
 def test_plot_errors_are_clear(tmp_path, monkeypatch):

@@ -3,11 +3,13 @@
 import csv
 import json
 import statistics
+import sys
+import time
 
 import pytest
 
 from rknet.cli import OneLineParser
-from rknet.experiments import COLUMNS, CompareSpec, add_compare_parser, plan, run_grid
+from rknet.experiments import COLUMNS, CompareSpec, add_compare_parser, machine, plan, run_grid
 from rknet.experiments.cli import spec_from_args
 from rknet.training import train
 from rknet.training.metrics import read_metrics
@@ -126,6 +128,19 @@ def test_rerun_skips_complete_runs_and_rewrites_the_report(grid, capsys):
     assert "8 skipped (already complete)" in (out / "report.md").read_text()
 
 
+def test_without_matplotlib_the_report_is_written_without_plots(grid, capsys, monkeypatch):
+    out, argv, _, _ = grid
+    for name in [name for name in sys.modules if name.split(".")[0] == "matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    code, stdout = compare(argv, capsys)
+    assert code == 0
+    assert "plots need matplotlib" in stdout and "the report will have no plots" in stdout
+    report = (out / "report.md").read_text()
+    assert "No plots: matplotlib is not installed. `pip install 'rknet[plots]'`" in report
+    assert not any(f"]({name})" in report for name in PLOTS)
+
+
 def test_rerun_with_other_options_is_refused_before_training(grid):
     out, _, results, _ = grid
     spec = CompareSpec(**{**results.spec.__dict__, "options": {**results.spec.options, "epochs": 3}})
@@ -169,10 +184,11 @@ def test_bad_specs_fail_early(tmp_path, spec, message):
 def test_command_line_parsing_and_the_equivalent_command():
     args = parser().parse_args(["compare", "--methods", "Euler,rk4,euler", "--widths", "4,4;8,8", "--widths",
                                 "16,16", "--control-steps", "state,2", "--seeds", "3", "--lr", "0.05",
-                                "--nesterov", "--out", "o"])
+                                "--nesterov", "--threads", "3", "--out", "o"])
     spec = CompareSpec.coerce(spec_from_args(args))
     assert spec.methods == ["euler", "rk4"] and spec.control_steps == [None, 2] and spec.seed_list() == [0, 1, 2]
     assert spec.widths == [(4, 4), (8, 8), (16, 16)] and spec.options == {"lr": 0.05, "nesterov": True}
+    assert spec.threads == 3 and "--threads 3" in spec.command()
     assert len(spec.settings()) == 2 * 2 * 3
     again = parser().parse_args(spec.command().split()[1:])
     assert CompareSpec.coerce(spec_from_args(again)) == spec
@@ -196,3 +212,90 @@ def test_a_fast_run_saved_by_train_is_recognised_on_rerun(tmp_path):
     (run.folder / "config.json").write_text(json.dumps(run.config.resolved().to_dict()))
     (run.folder / "summary.json").write_text("{}")
     plan(spec)  # raised "holds a run with other options (channels_last ...)" before
+
+
+def test_threads_come_from_the_option_then_omp_num_threads_then_the_cores():
+    cores = machine.cores()
+    assert machine.resolve_threads(2, 3, {"OMP_NUM_THREADS": "5"}) == machine.Threads(3, "--threads")
+    assert machine.resolve_threads(2, None, {"OMP_NUM_THREADS": "5"}) == machine.Threads(5, "OMP_NUM_THREADS")
+    assert machine.resolve_threads(2, None, {"OMP_NUM_THREADS": " 4,2 "}).per_worker == 4  # OpenMP's nested form
+    assert machine.resolve_threads(2, None, {}) == machine.Threads(max(1, cores // 2), "cores // workers")
+    assert machine.resolve_threads(cores + 1, None, {"OMP_NUM_THREADS": ""}).per_worker == 1
+    with pytest.raises(ValueError, match="OMP_NUM_THREADS must be a positive integer, got 'all'; fix or unset it"):
+        machine.resolve_threads(1, None, {"OMP_NUM_THREADS": "all"})
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        machine.resolve_threads(1, 0, {})
+
+
+def test_load_sampler_keeps_the_peak_of_the_load_average(monkeypatch):
+    loads = [1.0, 7.5, 2.0]
+    monkeypatch.setattr(machine.os, "getloadavg", lambda: (loads.pop(0) if loads else 0.5, 0.0, 0.0))
+    with machine.LoadSampler(interval=0.01) as sampler:
+        deadline = time.monotonic() + 10
+        while loads and time.monotonic() < deadline:  # the thread samples the rest while we wait
+            time.sleep(0.01)
+    assert not loads and sampler.peak == 7.5
+
+
+def _set_load(folder, load):
+    sidecar = json.loads((folder / "compare.json").read_text())
+    (folder / "compare.json").write_text(json.dumps({**sidecar, "load_peak": load}))
+
+
+def test_compare_honours_omp_num_threads_and_threads_and_warns_under_contention(tmp_path, capsys, monkeypatch):
+    """Each run's compare.json records the torch threads its worker really had."""
+    cores = machine.cores()
+    one = ["--data", "circles", "--methods", "euler", "--layers", "double", "--steps", "1", "--widths", "2,2",
+           "--epochs", "1", "--batch-size", "512", "--device", "cpu", "--out", str(tmp_path)]
+    monkeypatch.setenv("OMP_NUM_THREADS", str(cores + 1))
+    code, stdout = compare([*one, "--seeds", "0,"], capsys)
+    assert code == 0 and f"1 worker x {cores + 1} torch threads (OMP_NUM_THREADS)" in stdout
+    assert f"1 x {cores + 1} threads exceed the {cores} cores" in stdout
+    runs = tmp_path / "runs"
+    first, second = runs / "euler-double-steps1-w2-2-seed0", runs / "euler-double-steps1-w2-2-seed1"
+    sidecar = json.loads((first / "compare.json").read_text())
+    assert sidecar["threads"] == cores + 1 and sidecar["threads_source"] == "OMP_NUM_THREADS"
+    assert sidecar["machine_cores"] >= 1 and (sidecar["load_peak"] is None or sidecar["load_peak"] >= 0)
+    assert "**More threads than cores.**" in (tmp_path / "report.md").read_text()
+
+    code, stdout = compare([*one, "--seeds", "0,1", "--threads", str(cores + 2)], capsys)  # seed 0 is skipped
+    assert code == 0 and f"{cores + 2} torch threads (--threads)" in stdout
+    assert json.loads((second / "compare.json").read_text())["threads"] == cores + 2
+    report = (tmp_path / "report.md").read_text()
+    assert f"the runs trained with {cores + 1} (1 run), {cores + 2} (1 run) threads" in report
+
+    # the report reads contention from the sidecars: one run above the machine's cores, one well below
+    _set_load(first, 0.0)
+    _set_load(second, sidecar["machine_cores"] + 0.5)
+    code, stdout = compare([*one, "--seeds", "0,1", "--threads", "1"], capsys)
+    assert code == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "**Timings taken under contention.** While 1 of 2 runs trained, the 1-minute load average exceeded" \
+        in report
+    assert "| euler | double | 1 | state grid | 2-2 | 2 |" in report and "†" in report.split("## Results")[1]
+    assert "**More threads than cores.**" not in report
+    _set_load(second, 0.0)
+    compare([*one, "--seeds", "0,1", "--threads", "1"], capsys)
+    report = (tmp_path / "report.md").read_text()
+    assert "under contention" not in report and "†" not in report
+
+
+def test_accuracy_vs_params_keeps_true_counts_and_spreads_methods_on_the_page(monkeypatch):
+    pytest.importorskip("matplotlib")
+    from rknet.experiments import plots
+    from rknet.experiments.grid import Setting
+    from rknet.experiments.results import SettingResult
+
+    drawn = {}
+    monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.setdefault("figure", figure))
+    results = [SettingResult(Setting(method, "double", 4, None, (4, 4)), seeds=[0], test_acc=[accuracy],
+                             params=1234, wall_seconds=[1.0]) for method, accuracy in (("euler", 0.9), ("rk4", 0.8))]
+    plots.plot_accuracy_vs_params(results, "unused.png")
+    ax = drawn["figure"].axes[0]
+    markers = [line for line in ax.lines if line.get_marker() not in (None, "None", "")]
+    assert [list(line.get_xdata()) for line in markers] == [[1234], [1234]]  # the true count, not offset in x
+    pixels = [line.get_transform().transform((1234, 85))[0] for line in markers]
+    assert pixels[1] - pixels[0] == pytest.approx(plots.DODGE_POINTS * drawn["figure"].dpi / 72)
+    assert any(list(line.get_xdata()) == [1234, 1234] and line.get_linestyle() == ":" for line in ax.lines)
+    assert "1,234" in [text.get_text() for text in ax.texts]
+    assert "spread sideways around the dotted line" in ax.get_title()

@@ -126,3 +126,36 @@ def test_without_a_validation_split_the_last_epoch_model_is_kept(tmp_path):
 def test_memory_mode_with_a_reversible_method_is_refused(tmp_path):
     with pytest.raises(ValueError, match="reversible"):
         run(tmp_path, "bad", method="leapfrog", gradient="checkpoint")
+
+
+def test_patience_stops_when_validation_accuracy_stalls_and_keeps_the_best_model(tmp_path):
+    result = run(tmp_path, "patient", steps=1, epochs=40, lr=0.3, patience=2)
+    records = read_metrics(result.out)
+    summary = json.loads((result.out / "summary.json").read_text())
+    stopped, accuracies = summary["stopped"], [r["val_acc"] for r in records]
+    best = summary["best_epoch"]
+    assert stopped["reason"] == "patience" and stopped["patience"] == 2 and stopped["best_epoch"] == best
+    assert len(records) == stopped["epoch"] == best + 2 < 40  # stopped 2 epochs after the last improvement
+    assert accuracies[best - 1] == max(accuracies) > max(accuracies[best:])  # ... which was the best, strictly
+    assert "validation accuracy has not improved for 2 epochs" in stopped["message"]
+    checkpoint = torch.load(result.out / "checkpoint.pt", weights_only=True)
+    saved = rknet.load(result.out).state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in checkpoint["best"]["state"].items())  # model.pt is the best
+    assert any(not torch.equal(saved[k], v) for k, v in checkpoint["model"].items())  # ... not the last epoch's
+    # resumed from the epoch before the stop, the run stops at the same epoch with the same model
+    (result.out / "checkpoint.pt").write_bytes((result.out / "checkpoint.prev.pt").read_bytes())
+    resumed = rknet.train(resume=result.out, log=lambda line: None)
+    again = json.loads((result.out / "summary.json").read_text())
+    assert again["stopped"] == stopped and resumed.test_loss == pytest.approx(result.test_loss, abs=1e-6)
+
+
+def test_without_patience_every_epoch_runs_and_patience_is_validated(tmp_path):
+    summary = json.loads((run(tmp_path, "all", steps=1, epochs=2).out / "summary.json").read_text())
+    assert summary["stopped"] == {"reason": "epochs", "epoch": 2, "best_epoch": summary["best_epoch"],
+                                  "patience": None}
+    with pytest.raises(ValueError, match="patience must be a positive integer, got 0"):
+        run(tmp_path, "zero", patience=0)
+    with pytest.raises(ValueError, match="patience cannot be combined with multilevel"):
+        run(tmp_path, "ml", patience=2, multilevel=[1, 2])
+    with pytest.raises(ValueError, match="--patience 2 stops on validation accuracy, but this run has no validation"):
+        run(tmp_path, "noval", patience=2, val_fraction=0.0)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .experiments import add_compare_parser
+from .figures import PlotsUnavailable, require_matplotlib
 from .options import add_config_options, comma_list, positive, train_option_fields
 from .training import TrainConfig, TrainingDiverged, evaluate_run, format_table, read_config_file, train
 from .training.evaluation import load_run
@@ -61,6 +62,7 @@ def _eval_command(args: argparse.Namespace) -> int:
 
 
 def _stability_command(args: argparse.Namespace) -> int:
+    require_matplotlib()
     from .analysis import plot_stability_regions
 
     print(f"wrote {plot_stability_regions(args.methods, args.out)}")
@@ -68,19 +70,22 @@ def _stability_command(args: argparse.Namespace) -> int:
 
 
 def _spectrum_command(args: argparse.Namespace) -> int:
+    require_matplotlib()
     from .analysis import block_spectra, plot_spectra
 
     run = load_run(args.run, args.device)
     x = run.data.x_test[: args.samples].to(run.device)
     spectra = block_spectra(run.model, x, samples=args.samples)
+    print("scaled eigenvalues h*lambda (step x eigenvalue of df/dy) against the stability region "
+          "|R(h*lambda)| <= 1, per block and per state time t:")
     for index, spectrum in enumerate(spectra):
-        print(f"block {index} ({spectrum.tableau.name}): {100 * spectrum.fraction_stable():.1f}% of the scaled "
-              "eigenvalues h*lambda lie inside the stability region")
+        print("\n".join(spectrum.describe(f"block {index}")))
     print(f"wrote {plot_spectra(spectra, args.out or Path(args.run) / 'spectra.png')}")
     return 0
 
 
 def _trajectories_command(args: argparse.Namespace) -> int:
+    require_matplotlib()
     from .analysis import plot_trajectories
 
     run = load_run(args.run, args.device)
@@ -144,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"rknet {args.command}: {error}", file=sys.stderr)
         return EXIT_DIVERGED
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, PlotsUnavailable) as error:
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         print(f"rknet {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE

@@ -6,17 +6,31 @@ import os
 from pathlib import Path
 
 DPI = 120
+PLOTS_EXTRA = "pip install 'rknet[plots]'"
+
+
+class PlotsUnavailable(ImportError):
+    """matplotlib, the optional dependency of every figure, is not installed."""
+
+
+def require_matplotlib() -> None:
+    """Raise PlotsUnavailable, naming the extra to install, when matplotlib cannot be imported; plotting
+    commands call it first, so they refuse before any other work."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: F401
+        from matplotlib.figure import Figure  # noqa: F401
+    except ImportError as error:
+        raise PlotsUnavailable(f"plots need matplotlib, which is not installed: {PLOTS_EXTRA} "
+                               "(or pip install matplotlib)") from error
 
 
 def agg_figure(size: tuple[float, float]):
-    """A constrained-layout figure on an Agg canvas (no display needed); an ImportError naming the fix
+    """A constrained-layout figure on an Agg canvas (no display needed); PlotsUnavailable naming the fix
     when matplotlib is missing."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError("rknet plots need matplotlib, which is not installed: pip install matplotlib "
-                          "(or pip install 'rknet[plots]')") from error
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(figure)
     return figure

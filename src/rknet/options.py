@@ -43,6 +43,8 @@ OPTION_HELP = {
     "seed": "random seed for initialisation, split and batches",
     "device": "device",
     "precision": "fp32, or bf16 autocast",
+    "patience": "stop early once validation accuracy has not improved for this many epochs; the best model "
+                "is kept (default: never stop early)",
     "compile": "torch.compile the network (drops the last partial batch)",
     "out": "output folder (default runs/DATA-METHOD-LAYER-TIME)",
     "time_reg": "weight of the time regulariser sum_k |theta_k+1 - theta_k|^2 / dt_k on kernels",

@@ -7,11 +7,11 @@ from .krylov import arnoldi_eigenvalues
 from .memory import held_for_backward
 from .plots import plot_spectra, plot_stability_regions, plot_trajectories
 from .spectrum import BlockSpectrum, block_spectra, jacobian_spectrum
-from .stability import is_stable, stability_grid
+from .stability import StabilityCount, count_unstable, is_stable, stability_grid
 from .trajectories import feature_trajectories, inference, logits_after_block
 
 __all__ = [
-    "BlockSpectrum", "arnoldi_eigenvalues", "block_spectra",
+    "BlockSpectrum", "StabilityCount", "arnoldi_eigenvalues", "block_spectra", "count_unstable",
     "feature_trajectories", "held_for_backward", "inference", "is_stable", "jacobian_spectrum", "logits_after_block",
     "plot_spectra", "plot_stability_regions", "plot_trajectories", "stability_grid",
 ]

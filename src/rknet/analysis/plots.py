@@ -18,26 +18,42 @@ from ..figures import agg_figure, save_figure
 from ..network import ODENet
 from ..tableau import ButcherTableau, get_tableau
 from .spectrum import BlockSpectrum
-from .stability import group_by_stability, stability_grid
+from .stability import group_by_stability, is_stable, stability_grid
 from .trajectories import feature_trajectories, inference, logits_after_block
 
 REGION_RE = (-5.0, 1.0)
 REGION_IM = (-3.5, 3.5)
 REGION_ALPHA = 0.18
 LINESTYLES = ("-", "--", ":", "-.")
-DECISION_RESOLUTION = 200
+DECISION_RESOLUTION = 400
+SPECTRUM_COLUMNS = 4
+# Okabe & Ito's colour-blind-safe palette (black left out: it draws edges and boundaries)
+CLASS_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442")
+INSIDE_STYLE = {"c": "#0072B2", "s": 9, "alpha": 0.35, "linewidths": 0, "zorder": 3}
+OUTSIDE_STYLE = {"c": "#D55E00", "s": 42, "marker": "X", "edgecolors": "k", "linewidths": 0.4, "zorder": 4}
 _MARGIN = 0.1
 
 
 def _new_figure(panels: int, panel_size: tuple[float, float], columns: int = 3):
-    """A figure with `panels` axes on an Agg canvas; raises ImportError naming the fix without matplotlib."""
-    columns = min(panels, columns)
-    rows = math.ceil(panels / columns)
-    figure = agg_figure((panel_size[0] * columns, panel_size[1] * rows))
-    axes = figure.subplots(rows, columns, squeeze=False).ravel()
-    for unused in axes[panels:]:
-        unused.set_visible(False)
-    return figure, axes[:panels]
+    """A figure with `panels` axes on an Agg canvas; raises PlotsUnavailable naming the fix without matplotlib."""
+    figure, (axes,) = _panel_grid([panels], panel_size, min(panels, columns))
+    return figure, axes
+
+
+def _panel_grid(counts: Sequence[int], panel_size: tuple[float, float], columns: int):
+    """A figure in which group g fills `counts[g]` panels, starting on a new row and wrapping after
+    `columns`; returns the figure and each group's axes (unused cells hidden)."""
+    rows = [math.ceil(count / columns) for count in counts]
+    figure = agg_figure((panel_size[0] * columns, panel_size[1] * sum(rows)))
+    axes = figure.subplots(sum(rows), columns, squeeze=False)
+    groups, row = [], 0
+    for count, height in zip(counts, rows, strict=True):
+        cells = axes[row:row + height].ravel()
+        for unused in cells[count:]:
+            unused.set_visible(False)
+        groups.append(cells[:count])
+        row += height
+    return figure, groups
 
 
 def _complex_plane(ax, re: Sequence[float], im: Sequence[float]) -> None:
@@ -112,34 +128,38 @@ def _window(points: torch.Tensor) -> tuple[tuple[float, float], tuple[float, flo
 
 
 def plot_spectra(spectra: Sequence[BlockSpectrum], path: str | os.PathLike, resolution: int = 300) -> Path:
-    """One panel per block: its method's stability region and the scaled eigenvalues h * lambda, coloured
-    by state time; the title gives the fraction inside the region. Saves a PNG."""
+    """One panel per block and state time: the method's stability region and that time's scaled eigenvalues
+    h * lambda, half transparent so that dense clusters show; those outside the region are drawn as crosses
+    on top. Titles give the count outside, the largest |R(h lambda)| and where it is. Saves a PNG."""
     if not spectra:
         raise ValueError("spectra must hold at least one BlockSpectrum (from block_spectra), got none")
-    figure, axes = _new_figure(len(spectra), (5.5, 5.0))
+    columns = min(max(len(spectrum.times) for spectrum in spectra), SPECTRUM_COLUMNS)
+    figure, groups = _panel_grid([len(spectrum.times) for spectrum in spectra], (3.9, 3.9), columns)
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    for index, (ax, spectrum) in enumerate(zip(axes, spectra, strict=True)):
-        values = torch.cat(spectrum.eigenvalues).cpu()
-        times = torch.cat([torch.full((v.numel(),), t) for t, v in
-                           zip(spectrum.times, spectrum.eigenvalues, strict=True)])
-        re, im = _window(values)
-        _draw_region(ax, spectrum.tableau, re, im, resolution, "0.55", alpha=0.35)
-        points = ax.scatter(values.real.numpy(), values.imag.numpy(), c=times.numpy(), cmap="viridis",
-                            vmin=spectrum.times[0], vmax=spectrum.times[-1], s=14, alpha=0.8, edgecolors="k",
-                            linewidths=0.3, zorder=3)
-        if len(spectrum.times) > 1:
-            figure.colorbar(points, ax=ax, label="state time t (start of step)")
-        _complex_plane(ax, re, im)
-        which = "hλ" if spectrum.exact else "the largest hλ"
-        ax.set_title(f"block {index} ({spectrum.tableau.name}): "
-                     f"{spectrum.fraction_stable():.1%} of {which} inside the region")
-        handles = [Patch(facecolor=(0.55, 0.55, 0.55, 0.35), edgecolor="0.55", label="stable: |R(hλ)| ≤ 1"),
-                   Line2D([], [], marker="o", linestyle="", color="0.6", markeredgecolor="k",
-                          label="hλ, all eigenvalues (exact)" if spectrum.exact
-                          else "hλ, largest |λ| only (Arnoldi estimate)")]
-        ax.legend(handles=handles, loc="upper left", fontsize="small", framealpha=0.9)
+    for index, (axes, spectrum) in enumerate(zip(groups, spectra, strict=True)):
+        re, im = _window(torch.cat(spectrum.eigenvalues).cpu())
+        for ax, time, values, count in zip(axes, spectrum.times, spectrum.eigenvalues, spectrum.stability_per_time(),
+                                           strict=True):
+            values = values.cpu()
+            _draw_region(ax, spectrum.tableau, re, im, resolution, "0.55", alpha=0.35)
+            outside = ~is_stable(spectrum.tableau, values)
+            for chosen, style in ((~outside, INSIDE_STYLE), (outside, OUTSIDE_STYLE)):
+                ax.scatter(values[chosen].real.numpy(), values[chosen].imag.numpy(), **style)
+            _complex_plane(ax, re, im)
+            estimate = "" if spectrum.exact else ", largest |λ| only"
+            ax.set_title(f"block {index} ({spectrum.tableau.name}), t={time:g}{estimate}\n"
+                         + count.text().replace("; ", "\n"), fontsize=8.5)
+    handles = [Patch(facecolor=(0.55, 0.55, 0.55, 0.35), edgecolor="0.55", label="stability region |R(hλ)| ≤ 1"),
+               Line2D([], [], linestyle="", marker="o", color=INSIDE_STYLE["c"], alpha=0.6,
+                      label="hλ inside (half transparent: darker = denser)"),
+               Line2D([], [], linestyle="", marker="X", color=OUTSIDE_STYLE["c"], markeredgecolor="k",
+                      label="hλ outside: this mode grows by |R(hλ)| > 1 per step")]
+    exact = all(spectrum.exact for spectrum in spectra)
+    figure.suptitle("Scaled eigenvalues hλ (step × eigenvalue of df/dy) along the trajectories, per block and "
+                    "state time t" + ("" if exact else "\n(large states: Arnoldi estimates of the largest |λ|)"))
+    figure.legend(handles=handles, loc="outside lower center", ncols=3, fontsize="small")
     return save_figure(figure, path)
 
 
@@ -152,20 +172,36 @@ def _check_toy_net(net: ODENet) -> None:
 
 
 def _decision_regions(ax, logits: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor,
-                      cmap, classes: int) -> None:
-    """Shade the plane around `points` by the predicted class, with the class boundaries drawn."""
+                      colours: Sequence, classes: int) -> None:
+    """Shade the plane around `points` by the predicted class and draw the class boundaries.
+
+    Each class's region is where its margin, its logit minus the largest other logit, is positive; the
+    boundary is the margin's zero line, interpolated between grid points, so it is smooth rather than a
+    staircase of grid cells.
+    """
     lows, highs = points.min(dim=0).values, points.max(dim=0).values
     margin = _MARGIN * (highs - lows).clamp(min=1e-3)
     axes = [torch.linspace(low, high, DECISION_RESOLUTION) for low, high in
             zip((lows - margin).tolist(), (highs + margin).tolist(), strict=True)]
     first, second = torch.meshgrid(*axes, indexing="xy")
     grid = torch.stack((first.reshape(-1), second.reshape(-1)), dim=1).to(points.dtype)
-    predicted = logits(grid).argmax(dim=1).reshape(first.shape).numpy()
+    values = logits(grid).double()
     first, second = first.numpy(), second.numpy()
-    ax.contourf(first, second, predicted, levels=[k - 0.5 for k in range(classes + 1)], cmap=cmap, alpha=0.25)
-    for k in range(classes):  # each class's own outline, so no boundary is drawn twice side by side
-        if (predicted == k).any():
-            ax.contour(first, second, (predicted == k).astype(float), levels=[0.5], colors="k", linewidths=0.8)
+    for k in range(classes):
+        others = torch.cat((values[:, :k], values[:, k + 1:]), dim=1).max(dim=1).values
+        class_margin = (values[:, k] - others).reshape(first.shape).numpy()
+        if (class_margin > 0).any():
+            ax.contourf(first, second, class_margin, levels=[0, math.inf], colors=[colours[k]], alpha=0.22)
+            ax.contour(first, second, class_margin, levels=[0], colors="k", linewidths=0.8)
+
+
+def class_colours(classes: int) -> list:
+    """A colour per class: Okabe & Ito's colour-blind-safe palette, tab20 beyond its 7 colours."""
+    if classes <= len(CLASS_COLOURS):
+        return list(CLASS_COLOURS[:classes])
+    from matplotlib import colormaps
+
+    return [colormaps["tab20"].colors[k % 20] for k in range(classes)]
 
 
 def _draw_paths(ax, paths, colours) -> None:
@@ -194,19 +230,19 @@ def plot_trajectories(net: ODENet, x: torch.Tensor, labels: torch.Tensor | Seque
                          f"got values from {labels.min().item()} to {labels.max().item()}")
     trajectories = [states.cpu() for states in feature_trajectories(net, x)]
     figure, axes = _new_figure(1 + len(trajectories), (5.5, 5.0), columns=4)
-    from matplotlib import colormaps
     from matplotlib.colors import ListedColormap
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    cmap = ListedColormap([colormaps["tab10"].colors[k % 10] for k in range(classes)])
+    palette = class_colours(classes)
+    cmap = ListedColormap(palette)
     colours = cmap(labels.numpy())
     device = next(net.parameters()).device
     with inference(net):
-        _decision_regions(axes[0], lambda grid: net(grid.to(device)).cpu(), x.cpu(), cmap, classes)
+        _decision_regions(axes[0], lambda grid: net(grid.to(device)).cpu(), x.cpu(), palette, classes)
         for index, (ax, states) in enumerate(zip(axes[1:], trajectories, strict=True)):
             _decision_regions(ax, lambda grid, i=index: logits_after_block(net, i, grid.to(device)).cpu(),
-                              states.reshape(-1, 2), cmap, classes)
+                              states.reshape(-1, 2), palette, classes)
     points = x.cpu().numpy()
     axes[0].scatter(points[:, 0], points[:, 1], c=colours, s=10, edgecolors="k", linewidths=0.2)
     axes[0].set(title="input plane: decision regions of the network", xlabel="x₁", ylabel="x₂")

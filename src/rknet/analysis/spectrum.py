@@ -23,7 +23,7 @@ from ..dynamic_block import DynamicBlock
 from ..network import ODENet
 from ..tableau import ButcherTableau
 from .krylov import arnoldi_eigenvalues
-from .stability import is_stable
+from .stability import StabilityCount, count_unstable
 from .trajectories import feature_trajectories
 
 EXACT_LIMIT = 2048
@@ -45,9 +45,25 @@ class BlockSpectrum:
     eigenvalues: tuple[torch.Tensor, ...]
     exact: bool
 
+    def stability(self) -> StabilityCount:
+        """Over all times: how many h * lambda lie outside the stability region, the largest |R|, the worst."""
+        return count_unstable(self.tableau, torch.cat(self.eigenvalues))
+
+    def stability_per_time(self) -> tuple[StabilityCount, ...]:
+        """The same count at each time of `times`, to see where along the trajectory a block is unstable."""
+        return tuple(count_unstable(self.tableau, values) for values in self.eigenvalues)
+
     def fraction_stable(self) -> float:
         """The fraction of all h * lambda inside the method's stability region."""
-        return is_stable(self.tableau, torch.cat(self.eigenvalues)).double().mean().item()
+        return self.stability().fraction_inside
+
+    def describe(self, name: str, symbol: str = "h*lambda") -> list[str]:
+        """Report lines: `name` with the count over all times, then one indented line per time."""
+        which = "all eigenvalues" if self.exact else "largest eigenvalues only, Arnoldi estimate"
+        lines = [f"{name} ({self.tableau.name}, {which}): {self.stability().text(symbol)}"]
+        lines += [f"  t={time:g}: {count.text(symbol)}"
+                  for time, count in zip(self.times, self.stability_per_time(), strict=True)]
+        return lines
 
 
 def _runge_kutta(block: Block) -> DynamicBlock:

@@ -70,7 +70,9 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=_seeds, default=2,
                         help="seeds per setting: N means 0 .. N-1, a comma list names them (default 2)")
     parser.add_argument("--workers", type=positive, default=1,
-                        help="runs trained at a time, each in its own process with cores/N threads (default 1)")
+                        help="runs trained at a time, each in its own process (default 1)")
+    parser.add_argument("--threads", type=positive, default=None,
+                        help="torch threads per worker (default: OMP_NUM_THREADS if set, else cores/workers)")
     parser.add_argument("--out", required=True, help="output folder of the comparison (runs, results, report)")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar over the grid (default: only on a terminal)")
@@ -85,7 +87,7 @@ def spec_from_args(args: argparse.Namespace) -> CompareSpec:
     options = {f.name: getattr(args, f.name) for f in base_option_fields() if getattr(args, f.name) is not None}
     return CompareSpec(out=args.out, data=args.data, methods=args.methods, layers=args.layers, steps=args.steps,
                        control_steps=args.control_steps, widths=widths, seeds=args.seeds, options=options,
-                       workers=args.workers)
+                       workers=args.workers, threads=args.threads)
 
 
 def compare_command(args: argparse.Namespace) -> int:

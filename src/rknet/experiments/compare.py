@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..figures import PlotsUnavailable, require_matplotlib
 from ..files import write_json
 from .grid import RUNS, CompareSpec, Run, plan, plural
+from .machine import cores, resolve_threads
 from .plots import draw_all
 from .report import write_report
 from .results import SettingResult, collect, write_csv
-from .runner import Outcome, execute, threads_per_worker
+from .runner import Outcome, execute
 
 RESULTS_CSV = "results.csv"
 REPORT = "report.md"
@@ -48,21 +50,39 @@ def run_grid(spec: CompareSpec | dict[str, Any], *, show_progress: bool | None =
 
     Every configuration is validated first (ValueError naming the bad value, before any run starts). A
     run whose folder OUT/runs/NAME holds summary.json is skipped; one with a checkpoint but no summary is
-    resumed. Runs train in fresh spawned processes, `spec.workers` at a time. A failed run (diverged,
+    resumed. Runs train in fresh spawned processes, `spec.workers` at a time, each with `spec.threads` torch
+    threads (default: OMP_NUM_THREADS if set, else the cores shared out among the workers). A failed run (diverged,
     crashed) does not stop the grid: it is reported and left out of the means. `show_progress`: a bar
     over the grid (default: only on a terminal); `log` gets one line per run either way.
     """
     spec, runs = plan(spec)
+    threads = resolve_threads(spec.workers, spec.threads)
     out = Path(spec.out)
     (out / RUNS).mkdir(parents=True, exist_ok=True)
     write_json(out / SPEC, spec.to_dict())
     pending = sum(run.state != "complete" for run in runs)
     log(f"compare: {plural(len(runs), 'run')} ({plural(len(spec.settings()), 'setting')} x "
-        f"{plural(len(spec.seed_list()), 'seed')}), {len(runs) - pending} already complete; output {out}")
-    outcomes = execute(runs, spec.workers, show_progress, log)
+        f"{plural(len(spec.seed_list()), 'seed')}), {len(runs) - pending} already complete; output {out}; "
+        f"{plural(spec.workers, 'worker')} x {plural(threads.per_worker, 'torch thread')} ({threads.source})")
+    if spec.workers * threads.per_worker > cores():
+        log(f"compare: warning: {spec.workers} x {threads.per_worker} threads exceed the {cores()} cores: runs "
+            "will compete for them and their times will not mean much")
+    plots_missing = _plots_missing()
+    if plots_missing:
+        log(f"compare: {plots_missing}; the report will have no plots")
+    outcomes = execute(runs, spec.workers, threads, show_progress, log)
     results = collect(runs)
     csv = write_csv(results, out / RESULTS_CSV)
-    plots = draw_all(results, out)
-    report = write_report(out / REPORT, spec, results, outcomes, plots, threads_per_worker(spec.workers))
+    plots = {} if plots_missing else draw_all(results, out)
+    report = write_report(out / REPORT, spec, results, outcomes, plots, threads)
     log(f"wrote {report}, {csv} and {len(plots)} plots")
     return CompareResults(spec, runs, outcomes, results, csv, report, plots)
+
+
+def _plots_missing() -> str | None:
+    """Why no plots can be drawn (matplotlib missing), or None: the runs and the report do not need them."""
+    try:
+        require_matplotlib()
+    except PlotsUnavailable as missing:
+        return str(missing)
+    return None

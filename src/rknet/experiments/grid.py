@@ -93,7 +93,8 @@ class CompareSpec:
 
     `control_steps` values of None put the controls on the state grid. `seeds` is a count n (seeds
     0 .. n-1) or explicit seeds. `options` holds any other TrainConfig options (epochs, lr,
-    batch_size, norm, ...), the same for every run. `workers` runs that many trainings at a time.
+    batch_size, norm, ...), the same for every run. `workers` runs that many trainings at a time, each
+    with `threads` torch threads (None: OMP_NUM_THREADS if set, else the cores shared out).
     """
 
     out: str | Path
@@ -106,6 +107,7 @@ class CompareSpec:
     seeds: int | Sequence[int] = 2
     options: dict[str, Any] = field(default_factory=dict)
     workers: int = 1
+    threads: int | None = None
 
     @classmethod
     def coerce(cls, spec: CompareSpec | dict[str, Any]) -> CompareSpec:
@@ -135,6 +137,7 @@ class CompareSpec:
             seeds=_seeds(spec.seeds),
             options=_options(spec.options),
             workers=_positive("workers", spec.workers),
+            threads=None if spec.threads is None else _positive("threads", spec.threads),
         )
 
     def settings(self) -> list[Setting]:
@@ -171,6 +174,8 @@ class CompareSpec:
                 parts += [flag, str(value)]
         if self.workers != 1:
             parts += ["--workers", str(self.workers)]
+        if self.threads is not None:
+            parts += ["--threads", str(self.threads)]
         parts += ["--out", str(self.out)]
         return shlex.join(parts)
 

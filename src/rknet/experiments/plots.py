@@ -19,7 +19,7 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 ACC_VS_PARAMS = "accuracy_vs_params.png"
 ACC_VS_TIME = "accuracy_vs_time.png"
 CURVES = "learning_curves.png"
-_DODGE = 0.025  # relative x offset between methods drawn at the same x
+DODGE_POINTS = 7.0  # sideways offset on the page (not in x) between methods drawn at the same x
 
 
 def _colours(methods: list[str]) -> dict[str, str]:
@@ -62,6 +62,7 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
              path: Path, dodge: bool, integer_x: bool) -> Path:
     """Mean test accuracy (%) against x, error bars = sample std over seeds, colour/marker legends."""
     from matplotlib.ticker import FuncFormatter
+    from matplotlib.transforms import ScaledTranslation
 
     done = [r for r in results if r.test_acc]
     methods = list(dict.fromkeys(r.setting.method for r in results))
@@ -74,14 +75,21 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
     shared = {x for x in xs if xs.count(x) > 1}
     points = []
     for result, x in zip(done, xs):
-        if dodge and x in shared:
-            x *= 1 + _DODGE * (methods.index(result.setting.method) - (len(methods) - 1) / 2)
+        shift = 0.0
+        if dodge and x in shared:  # moved on the page only: x stays the true value, marked by a dotted line
+            shift = DODGE_POINTS * (methods.index(result.setting.method) - (len(methods) - 1) / 2)
         std = result.acc_std
         ax.errorbar(x, 100 * result.acc_mean, yerr=None if std is None else 100 * std,
                     color=colours[result.setting.method], marker=MARKERS[layers.index(result.setting.layer)
                                                                      % len(MARKERS)],
-                    markersize=7, capsize=4, linestyle="none", markeredgecolor="black", markeredgewidth=0.5)
-        points.append(((x, 100 * result.acc_mean), label(result), colours[result.setting.method]))
+                    markersize=7, capsize=4, linestyle="none", markeredgecolor="black", markeredgewidth=0.5,
+                    transform=ax.transData + ScaledTranslation(shift / 72, 0, figure.dpi_scale_trans))
+        spread = 0.0 if std is None else 100 * std
+        ax.update_datalim([(x, 100 * result.acc_mean - spread), (x, 100 * result.acc_mean + spread)])
+        points.append(((x, 100 * result.acc_mean), label(result), colours[result.setting.method], shift))
+    ax.autoscale_view()
+    if dodge:
+        _mark_shared(ax, sorted(shared), integer_x)
     if xs and max(xs) / max(min(xs), 1e-12) >= 10:
         ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: _tick(v, integer_x) if _leading(v) in (2, 5)
@@ -100,11 +108,21 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
     if seeds == {1}:
         subtitle = "one seed per setting: no error bars"
     if dodge and shared:
-        subtitle += "\nmethods with the same parameter count are drawn slightly apart in x"
+        subtitle += "\nmethods with equal counts are spread sideways around the dotted line at their count"
     ax.set_title(f"{title}\n{subtitle}", fontsize=10)
     _legends(figure, methods, layers, colours)
     _place_labels(figure, ax, points)
     return save_figure(figure, path)
+
+
+def _mark_shared(ax, values: list[float], integer: bool) -> None:
+    """A dotted vertical line at each x that several points share, labelled with its exact value at the foot."""
+    for value in values:
+        ax.axvline(value, color="0.55", linestyle=":", linewidth=0.9, zorder=0.5)
+        right_half = ax.transAxes.inverted().transform(ax.transData.transform((value, 0)))[0] > 0.5
+        ax.annotate(_tick(value, integer), (value, 0), xycoords=("data", "axes fraction"),
+                    xytext=(-3 if right_half else 3, 3), textcoords="offset points",
+                    ha="right" if right_half else "left", va="bottom", fontsize=7, color="0.35")
 
 
 def _tick(value: float, integer: bool) -> str:
@@ -120,25 +138,27 @@ _LABEL_OFFSETS = ((6, 4, "left", "bottom"), (6, -4, "left", "top"), (-6, 4, "rig
                   (-6, -4, "right", "top"), (0, 9, "center", "bottom"), (0, -9, "center", "top"))
 
 
-def _place_labels(figure, ax, points: list[tuple[tuple[float, float], str, object]]) -> None:
-    """Annotate each point beside it in its colour, trying several sides so labels overlap neither each other
-    nor the markers where that is possible (the layout is fixed first; labels do not take part in it)."""
-    if not any(text for _, text, _ in points):
+def _place_labels(figure, ax, points: list[tuple[tuple[float, float], str, object, float]]) -> None:
+    """Annotate each point ((x, y), text, colour, sideways shift in points) beside it in its colour, trying
+    several sides so labels overlap neither each other nor the markers where that is possible (the layout
+    is fixed first; labels do not take part in it)."""
+    if not any(text for _, text, _, _ in points):
         return
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
     taken = []
-    for (x, y), _, _ in points:
+    for (x, y), _, _, shift in points:
         cx, cy = ax.transData.transform((x, y))
+        cx += shift * figure.dpi / 72
         taken.append((cx - 5, cy - 5, cx + 5, cy + 5))
     inside = ax.get_window_extent(renderer)
-    for (x, y), text, colour in points:
+    for (x, y), text, colour, shift in points:
         if not text:
             continue
         best = None
         for dx, dy, ha, va in _LABEL_OFFSETS:
-            note = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha, va=va, fontsize=7,
-                               color=colour)
+            note = ax.annotate(text, (x, y), xytext=(dx + shift, dy), textcoords="offset points", ha=ha, va=va,
+                               fontsize=7, color=colour)
             note.set_in_layout(False)
             box = note.get_window_extent(renderer)
             box = (box.x0, box.y0, box.x1, box.y1)

@@ -6,10 +6,14 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from ..figures import PLOTS_EXTRA
 from ..files import atomic_write_text
 from .grid import RUNS, CompareSpec, plural, varying_phrases, widths_text
+from .machine import LOAD_INTERVAL, THREADS_ENV, THREADS_OPTION, Threads, cores
 from .results import SettingResult
 from .runner import CUDA_MEMORY, Outcome, peak_resettable
+
+CONTENDED_MARK = "†"
 
 
 def _pct(value: float | None, digits: int = 2) -> str:
@@ -47,11 +51,53 @@ def results_table(results: list[SettingResult]) -> str:
             accuracy = f"**{accuracy}**"
         seeds = str(len(r.seeds)) + (f" ({len(r.failed)} failed)" if r.failed else "")
         row = r.row()
+        mark = CONTENDED_MARK if r.contended else ""
         lines.append(f"| {s.method} | {s.layer} | {s.steps} | {s.controls_text} | {widths_text(s.widths)} | "
-                     f"{seeds} | {accuracy} | {_num(r.params, ',')} | {_num(row['wall_seconds_mean'], '.1f')} | "
-                     f"{_num(row['seconds_per_epoch_mean'], '.2f')} | {_num(row['peak_memory_mb'], '.1f')} | "
+                     f"{seeds} | {accuracy} | {_num(r.params, ',')} | {_num(row['wall_seconds_mean'], '.1f')}{mark} | "
+                     f"{_num(row['seconds_per_epoch_mean'], '.2f')}{mark} | {_num(row['peak_memory_mb'], '.1f')} | "
                      f"{_num(r.evaluations_per_forward, 'd')} |")
     return "\n".join(lines)
+
+
+def threads_text(results: list[SettingResult], threads: Threads) -> str:
+    """The torch threads of this invocation and where they came from, and of the runs, where they differ."""
+    origin = {THREADS_OPTION: "from --threads", THREADS_ENV: "from OMP_NUM_THREADS"}.get(
+        threads.source, f"the {plural(cores(), 'core')} shared out among the workers")
+    text = f"{plural(threads.per_worker, 'torch thread')} each ({origin})"
+    recorded = Counter(count for r in results for count in r.threads)
+    if len(recorded) > 1:
+        text += ("; the runs trained with " + ", ".join(f"{count} ({plural(n, 'run')})" for count, n in
+                                                        sorted(recorded.items()))
+                 + " threads, so their times do not compare")
+    elif recorded and next(iter(recorded)) != threads.per_worker:
+        text += f"; the runs were trained earlier with {plural(next(iter(recorded)), 'thread')}"
+    return text
+
+
+def timing_warnings(results: list[SettingResult], spec: CompareSpec, threads: Threads) -> list[str]:
+    """Warnings that the times were taken under contention: other processes kept the load average above
+    the cores during some runs, or the grid itself asked for more threads than cores."""
+    warnings = []
+    contended = [r for r in results if r.contended]
+    if contended:
+        count, total = sum(len(r.contended) for r in results), sum(len(r.seeds) for r in results)
+        peak = max(load for r in contended for load in r.load_peaks)
+        machine = max(r.machine_cores or 0 for r in contended)
+        names = ("every setting" if len(contended) == len(results)
+                 else "; ".join(describe_setting(r, spec) for r in contended))
+        warnings.append(
+            f"**Timings taken under contention.** While {count} of {plural(total, 'run')} trained, the 1-minute "
+            f"load average exceeded the machine's {plural(machine, 'core')} (up to {peak:.1f}): other work "
+            "competed for the CPU, so those wall times and times per epoch are inflated by an unknown, varying "
+            f"amount and the cost comparison between settings is unreliable (marked {CONTENDED_MARK} in the table). "
+            f"Affected: {names}. For trustworthy times, rerun on an idle machine with another `--out` (or after "
+            f"deleting `{RUNS}/`).")
+    if spec.workers * threads.per_worker > cores():
+        warnings.append(
+            f"**More threads than cores.** {plural(spec.workers, 'worker')} x {plural(threads.per_worker, 'thread')}"
+            f" = {spec.workers * threads.per_worker} on {plural(cores(), 'core')}: the runs compete with each "
+            "other for the cores, so their times are inflated; use fewer `--workers` or `--threads`.")
+    return warnings
 
 
 def _within(a: SettingResult, b: SettingResult) -> bool | None:
@@ -143,7 +189,7 @@ def what_this_shows(results: list[SettingResult], spec: CompareSpec, outcomes: l
 
 
 def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], outcomes: list[Outcome],
-                 plots: dict[str, Path], threads: int) -> Path:
+                 plots: dict[str, Path], threads: Threads) -> Path:
     """Write OUT/report.md (atomically) and return its path."""
     counts = Counter(o.status for o in outcomes)
     seeds = spec.seed_list()
@@ -160,6 +206,7 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
         spec.command(),
         "```",
         "",
+        *[f"> {warning}\n" for warning in timing_warnings(results, spec, threads)],
         "## Settings",
         "",
         "| | |",
@@ -177,8 +224,8 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
         f"| runs | {len(outcomes)}: {counts['trained']} trained, {counts['resumed']} resumed, "
         f"{counts['skipped']} skipped (already complete), {counts['failed']} failed |",
         f"| processes | {spec.workers} worker process{'es' if spec.workers > 1 else ''} "
-        f"({'reused between runs' if peak_resettable() else 'a fresh one per run'}), {threads} torch "
-        f"thread{'s' if threads > 1 else ''} each |",
+        f"({'reused between runs' if peak_resettable() else 'a fresh one per run'}), "
+        f"{threads_text(results, threads)} |",
         f"| device | {devices} |",
         "",
         "## Results",
@@ -191,7 +238,9 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
         "of training plus its validation pass). Peak memory: the largest over seeds, see below. f-evals / "
         "forward: evaluations of the layer inside the dynamic blocks per forward pass "
         "(`rknet.load(run).evaluations_per_forward`). Machine-readable: [results.csv](results.csv) (accuracy "
-        "there as a fraction).",
+        "there as a fraction)."
+        + (f" {CONTENDED_MARK}: some seed of this setting trained under contention (see the warning above)."
+           if any(r.contended for r in results) else ""),
         "",
         "## What this shows",
         "",
@@ -204,9 +253,13 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
               "curves": "Learning curves"}
     for key, plot in plots.items():
         lines += [f"![{titles[key]}]({plot.name})", ""]
+    if plots:
+        lines += ["Colour is the method, marker the layer; error bars and bands are ± 1 standard deviation over "
+                  "seeds.", ""]
+    else:
+        lines += [f"No plots: matplotlib is not installed. `{PLOTS_EXTRA}`, then rerun the command above: complete "
+                  "runs are skipped, so only the results, this report and the plots are written.", ""]
     lines += [
-        "Colour is the method, marker the layer; error bars and bands are ± 1 standard deviation over seeds.",
-        "",
         "## How the numbers were measured",
         "",
     ]
@@ -223,6 +276,10 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
                      "allocated by torch, not the CUDA context or the allocator's cache).")
     lines.append("- Times are wall-clock. With more than one worker, runs share the machine's cores and memory "
                  "bandwidth, so compare times only within one grid run with one `--workers` setting.")
+    lines.append(f"- Contention: each run samples the 1-minute load average every {LOAD_INTERVAL:g} s while it "
+                 "trains (`load_peak` and `machine_cores` in its `compare.json`, with the torch `threads` it had). "
+                 "A peak above the machine's cores means runnable threads waited for a core; the report then "
+                 "warns at the top.")
     if counts["failed"]:
         lines += ["", "## Failed runs", ""]
         lines += [f"- `{RUNS}/{o.run.name}`: {o.error}" for o in outcomes if o.status == "failed"]

@@ -12,7 +12,7 @@ from ..training.metrics import read_metrics
 from ..training.model_io import load
 from ..training.trainer import SUMMARY
 from .grid import Run, Setting, widths_text
-from .runner import SIDECAR, read_json
+from .runner import SIDECAR, contended, read_json
 
 COLUMNS = ("method", "layer", "steps", "control_steps", "widths", "seeds", "test_acc_mean", "test_acc_std",
            "params", "wall_seconds_mean", "seconds_per_epoch_mean", "peak_memory_mb", "evaluations_per_forward",
@@ -36,6 +36,10 @@ class SettingResult:
     evaluations_per_forward: int | None = None
     devices: list[str] = field(default_factory=list)
     memory_sources: list[str] = field(default_factory=list)
+    threads: list[int] = field(default_factory=list)  # torch threads of each seed's run, where recorded
+    load_peaks: list[float] = field(default_factory=list)  # peak 1-minute load average per run, where measured
+    contended: list[int] = field(default_factory=list)  # seeds whose run saw a load average above the cores
+    machine_cores: int | None = None
 
     @property
     def label(self) -> str:
@@ -103,8 +107,20 @@ def collect(runs: list[Run]) -> list[SettingResult]:
         if sidecar.get("peak_memory_mb") is not None:
             result.peak_memory_mb.append(sidecar["peak_memory_mb"])
             result.memory_sources.append(sidecar["memory_source"])
+        _read_machine(result, run.seed, sidecar)
     ordered = {run.setting: None for run in runs}
     return [results[setting] for setting in ordered]
+
+
+def _read_machine(result: SettingResult, seed: int, sidecar: dict[str, Any]) -> None:
+    """Threads and load of one run from its sidecar (absent in sidecars of older versions)."""
+    if sidecar.get("threads") is not None:
+        result.threads.append(sidecar["threads"])
+    if sidecar.get("load_peak") is not None:
+        result.load_peaks.append(sidecar["load_peak"])
+        result.machine_cores = sidecar.get("machine_cores", result.machine_cores)
+    if contended(sidecar):
+        result.contended.append(seed)
 
 
 def write_csv(results: list[SettingResult], path: Path) -> Path:

@@ -1,9 +1,10 @@
 """Training the runs of a grid in worker processes and measuring their peak memory.
 
-Runs train in `workers` spawned worker processes (never in the caller's process), each with
-`max(1, cores // workers)` torch threads. A worker first warms up (a tiny training run: torch's lazy
-imports, e.g. torch._dynamo pulled in by the optimiser, and first-use kernels) so that none of that
-is charged to the first real run it trains.
+Runs train in `workers` spawned worker processes (never in the caller's process), each with the torch
+threads `machine.resolve_threads` gives (`--threads`, `OMP_NUM_THREADS`, or the cores shared out). Each
+run records the threads it really had and the peak load average while it trained. A worker first
+warms up (a tiny training run: torch's lazy imports, e.g. torch._dynamo pulled in by the optimiser,
+and first-use kernels) so that none of that is charged to the first real run it trains.
 
 Peak memory on the CPU is the growth of the peak resident set size during the run. The kernel's
 high-water mark (VmHWM; `resource.getrusage` reports it as ru_maxrss) only ever grows, so on Linux a
@@ -33,6 +34,7 @@ from typing import Any
 
 from ..files import write_json
 from .grid import Run
+from .machine import LoadSampler, Threads, machine_cores
 
 SIDECAR = "compare.json"
 RUN_LOG = "compare.log"
@@ -53,20 +55,10 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
 
 
-def cores() -> int:
-    """CPU cores this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
-
-
-def threads_per_worker(workers: int) -> int:
-    return max(1, cores() // workers)
-
-
-def execute(runs: list[Run], workers: int, show_progress: bool | None,
+def execute(runs: list[Run], workers: int, threads: Threads, show_progress: bool | None,
             log: Callable[[str], None]) -> list[Outcome]:
-    """Train every run that is not complete; one line per run (skipped ones too), in finishing order."""
+    """Train every run that is not complete, `workers` at a time with `threads` torch threads each; one
+    line per run (skipped ones too), in finishing order."""
     from tqdm import tqdm
 
     if show_progress is None:
@@ -75,7 +67,6 @@ def execute(runs: list[Run], workers: int, show_progress: bool | None,
     outcomes: dict[int, Outcome] = {}
     todo = [i for i, run in enumerate(runs) if run.state != "complete"]
     pending = set(todo)
-    threads = threads_per_worker(workers)
     with tqdm(total=total, desc="compare", unit="run", disable=not show_progress, dynamic_ncols=True) as bar:
         def report(index: int, outcome: Outcome) -> None:
             outcomes[index] = outcome
@@ -91,7 +82,7 @@ def execute(runs: list[Run], workers: int, show_progress: bool | None,
             # a fresh process per run where the peak-RSS mark cannot be reset (needs Python 3.11+)
             fresh = {} if peak_resettable() or sys.version_info < (3, 11) else {"max_tasks_per_child": 1}
             pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context,
-                                       initializer=init_worker, initargs=(threads,), **fresh)
+                                       initializer=init_worker, initargs=(threads.per_worker,), **fresh)
             try:
                 futures = {pool.submit(train_run, task(runs[i], threads, workers)): i for i in todo}
                 for future in as_completed(futures):
@@ -122,10 +113,10 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def task(run: Run, threads: int, workers: int) -> dict[str, Any]:
+def task(run: Run, threads: Threads, workers: int) -> dict[str, Any]:
     """The picklable description of a run for a worker process."""
     return {"config": run.config.to_dict(), "folder": str(run.folder), "resume": run.state == "interrupted",
-            "threads": threads, "workers": workers}
+            "threads_source": threads.source, "workers": workers}
 
 
 def describe(outcome: Outcome) -> str:
@@ -139,11 +130,21 @@ def describe(outcome: Outcome) -> str:
     line += f", {summary.get('wall_seconds', float('nan')):.1f} s"
     if sidecar.get("peak_memory_mb") is not None:
         line += f", peak memory {sidecar['peak_memory_mb']:.1f} MB"
+    if contended(sidecar):
+        line += (f", under contention (1-minute load average up to {sidecar['load_peak']:.1f} on "
+                 f"{sidecar['machine_cores']} cores)")
     if outcome.status == "skipped":
         line += " (already complete)"
     for message in outcome.warnings:
         line += f"\n        warning: {message}"
     return line
+
+
+def contended(sidecar: dict[str, Any]) -> bool:
+    """Whether a run's sidecar says other work competed for the cores: its peak 1-minute load average
+    exceeded the machine's cores."""
+    load, machine = sidecar.get("load_peak"), sidecar.get("machine_cores")
+    return load is not None and machine is not None and load > machine
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -250,7 +251,8 @@ def train_run(task: dict[str, Any]) -> dict[str, Any]:
     else:
         memory.start()
     status, error = ("resumed" if task["resume"] else "trained"), None
-    with open(folder / RUN_LOG, "a") as handle, warnings.catch_warnings(record=True) as caught:
+    with (open(folder / RUN_LOG, "a") as handle, warnings.catch_warnings(record=True) as caught,
+          LoadSampler() as load):
         warnings.simplefilter("always")
 
         def write(line: str) -> None:
@@ -278,6 +280,7 @@ def train_run(task: dict[str, Any]) -> dict[str, Any]:
     else:
         peak, source = memory.stop(), memory.source
     sidecar = {"peak_memory_mb": peak, "memory_source": source, "resumed": task["resume"],
-               "threads": task["threads"], "workers": task["workers"]}
+               "threads": torch.get_num_threads(), "threads_source": task["threads_source"],
+               "workers": task["workers"], "load_peak": load.peak, "machine_cores": machine_cores()}
     write_json(folder / SIDECAR, sidecar)
     return {"status": status, "error": None, "warnings": messages}

@@ -71,6 +71,7 @@ class TrainConfig:
     step_epochs: int = 10
     step_gamma: float = 0.1
     epochs: int = 20
+    patience: int | None = None
     batch_size: int = 64
     time_reg: float = 0.0
     clip: float | None = None
@@ -146,6 +147,11 @@ class TrainConfig:
             positive_int(name, getattr(self, name))
         if self.control_steps is not None:
             positive_int("control_steps", self.control_steps)
+        if self.patience is not None:
+            positive_int("patience", self.patience)
+            if self.multilevel:
+                raise ValueError("patience cannot be combined with multilevel, whose levels each train a fixed "
+                                 "share of the epochs; drop one of them")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"seed must be an integer from 0 to 2**63 - 1, got {self.seed!r}")
         for name in ("lr", "final_time"):

@@ -25,6 +25,7 @@ from .loop import StepOptions, evaluate, train_epoch
 from .metrics import MetricsLog, format_epoch
 from .model_io import MODEL, save_model
 from .optim import make_optimizer, make_scheduler
+from .stopping import check_patience, patience_exhausted, stop_record
 
 SUMMARY = "summary.json"
 CONFIG = "config.json"
@@ -159,6 +160,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
                          augment=data.augment, drop_last=config.compile)
     if len(loader) == 0:
         raise ValueError(f"batch_size {config.batch_size} exceeds the {len(data.x_train)} training samples")
+    check_patience(config.patience, len(data.x_val))
     level = checkpoint["level"] if checkpoint is not None else 0
     run = _Run(config, build_model(config, data, level), level, len(loader), device)
     history: list[dict[str, Any]] = []
@@ -181,6 +183,8 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     metrics = MetricsLog(folder, history) if main_process else None
     try:
         for epoch in range(first_epoch, config.epochs + 1):
+            if patience_exhausted(config.patience, epoch - 1, best["epoch"]):
+                break  # checked before an epoch, so that a resumed run stops where it would have
             if run.level + 1 < len(config.levels()) and epoch == _level_start(config, run.level + 1):
                 run.model.load_state_dict(best["state"])  # the level's best-by-validation network
                 run = _refine(run, config, data, device, len(loader), epoch, refinements, log)
@@ -204,8 +208,11 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     finally:
         if metrics is not None:
             metrics.close()
+    stopped = stop_record(config.patience, config.epochs, history[-1]["epoch"] if history else 0, best)
+    if "message" in stopped:
+        log(stopped["message"])
     result = _finish(folder, config, run.model, best, data, device, refinements,
-                     elapsed_before + time.perf_counter() - started, log, main_process)
+                     elapsed_before + time.perf_counter() - started, log, main_process, stopped)
     distributed.teardown()
     return result
 
@@ -273,7 +280,7 @@ def _run_epoch(epoch: int, config: TrainConfig, run: _Run, loader: BatchLoader, 
 
 def _finish(folder: Path, config: TrainConfig, model: ODENet, best: dict[str, Any], data: Dataset,
             device: torch.device, refinements: list[dict[str, Any]], wall_seconds: float, log,
-            main_process: bool) -> TrainResult:
+            main_process: bool, stopped: dict[str, Any]) -> TrainResult:
     """Test the best model; rank 0 writes model.pt and summary.json."""
     model.load_state_dict(best["state"])
     test_loss, test_acc = evaluate(model, data.x_test, data.y_test, config.batch_size * 4, device,
@@ -282,7 +289,8 @@ def _finish(folder: Path, config: TrainConfig, model: ODENet, best: dict[str, An
     summary = {"test_loss": test_loss, "test_acc": test_acc, "params": params, "epochs": config.epochs,
                "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "wall_seconds": wall_seconds,
                "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-               "processes": distributed.world_size(), "refinements": refinements, "config": config.to_dict()}
+               "processes": distributed.world_size(), "refinements": refinements, "stopped": stopped,
+               "config": config.to_dict()}
     if main_process:
         save_model(folder / MODEL, model, config.to_dict())
         write_json(folder / SUMMARY, summary)
