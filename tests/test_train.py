@@ -191,6 +191,21 @@ def test_eval_rediscretises_with_several_methods_and_step_counts(tmp_path, capsy
     summary = json.loads((out / "summary.json").read_text())
     trained = next(line for line in lines if "(as trained)" in line)
     assert f"{100 * summary['test_acc']:.2f}%" in trained
+    # what it prints is saved: RUN/eval.json always, --out files as JSON or CSV, and the plot
+    saved = json.loads((out / "eval.json").read_text())
+    assert [(row["method"], row["steps"]) for row in saved] == [(m, n) for m in ("euler", "rk4") for n in (2, 4, 8)]
+    for line, row in zip(lines, saved, strict=True):
+        assert line.split()[:3] == [row["method"], str(row["steps"]), f"{100 * row['test_acc']:.2f}%"]
+    code, stdout, err = run_cli(["eval", str(out), "--steps", "1,2", "--device", "cpu", "--out",
+                                 str(tmp_path / "e.json"), "--out", str(tmp_path / "e.csv"), "--plot"], capsys)
+    assert code == 0, err
+    rows = json.loads((tmp_path / "e.json").read_text())
+    assert rows == json.loads((out / "eval.json").read_text()) and len(rows) == 2
+    csv_lines = (tmp_path / "e.csv").read_text().splitlines()
+    assert csv_lines[0] == "method,steps,test_acc,test_loss,trained" and csv_lines[2].startswith("rk4,2,")
+    assert (out / "eval.png").read_bytes()[:4] == b"\x89PNG"
+    code, _, err = run_cli(["eval", str(out), "--out", str(tmp_path / "e.txt")], capsys)
+    assert code == 2 and "must end in .json or .csv" in err
 
 
 def test_rediscretize_keeps_the_function_up_to_discretisation_error():
@@ -201,3 +216,35 @@ def test_rediscretize_keeps_the_function_up_to_discretisation_error():
     errors = [(rknet.rediscretize(net, "rk4", n)(x) - rknet.rediscretize(net, "rk4", 256)(x)).abs().max().item()
               for n in (4, 8)]
     assert errors[1] < errors[0] / 4
+
+
+def test_resume_with_more_epochs_extends_a_finished_run(tmp_path, capsys):
+    base = ["--data", "circles", "--schedule", "constant", *TINY]
+    short, long = tmp_path / "short", tmp_path / "long"
+    assert run_cli(["train", "--epochs", "2", "--out", str(short), *base], capsys)[0] == 0
+    assert run_cli(["train", "--epochs", "4", "--out", str(long), *base], capsys)[0] == 0
+    code, _, err = run_cli(["train", "--resume", str(short), "--epochs", "4"], capsys)
+    assert code == 0, err
+    assert [r["epoch"] for r in read_metrics(short)] == [1, 2, 3, 4]
+    extended, straight = (json.loads((folder / "summary.json").read_text()) for folder in (short, long))
+    assert extended["epochs"] == 4 and json.loads((short / "config.json").read_text())["epochs"] == 4
+    # a constant schedule: extending a 2-epoch run to 4 is the 4-epoch run, batch for batch
+    assert extended["test_loss"] == pytest.approx(straight["test_loss"], abs=1e-6)
+    assert [r["train_loss"] for r in read_metrics(short)] == pytest.approx(
+        [r["train_loss"] for r in read_metrics(long)], abs=1e-6)
+    code, _, err = run_cli(["train", "--resume", str(short), "--epochs", "3"], capsys)
+    assert code == 2 and "the run has trained 4 epochs; to extend it give --epochs above 4, got 3" in err
+    code, _, err = run_cli(["train", "--resume", str(short), "--lr", "0.5"], capsys)
+    assert code == 2 and "give no other option than --epochs" in err
+
+
+def test_extending_a_cosine_run_follows_the_longer_schedule(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_cli(["train", "--data", "circles", "--epochs", "1", "--out", str(out), *TINY], capsys)[0] == 0
+    assert run_cli(["train", "--resume", str(out), "--epochs", "3"], capsys)[0] == 0
+    config = TrainConfig.from_dict(json.loads((out / "config.json").read_text()))
+    records = read_metrics(out)
+    batches = -(-1800 // 128)  # circles: 2,000 points, 10 % held out for validation, batch 128
+    # epoch 2 starts where the 3-epoch cosine stands after one epoch (the 1-epoch schedule had reached 0)
+    assert records[1]["lr"] == pytest.approx(config.lr * lr_factor(batches, config, batches))
+    assert records[1]["lr"] == pytest.approx(config.lr * 0.75)  # (1 + cos(pi / 3)) / 2

@@ -15,7 +15,7 @@ from .experiments import add_compare_parser
 from .figures import PlotsUnavailable, require_matplotlib
 from .options import add_config_options, comma_list, positive, train_option_fields
 from .training import TrainConfig, TrainingDiverged, evaluate_run, format_table, read_config_file, train
-from .training.evaluation import load_run
+from .training.evaluation import EVALUATION, check_rows_file, load_run, write_rows
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -45,9 +45,11 @@ def _train_command(args: argparse.Namespace) -> int:
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name) is not None}
     if args.resume:
+        epochs = given.pop("epochs", None)
         if given or args.config:
-            raise ValueError("--resume continues a run with its saved configuration; give no other options")
-        train(resume=args.resume, show_progress=args.progress)
+            raise ValueError("--resume continues a run with its saved configuration; give no other option than "
+                             "--epochs (to extend it)")
+        train(resume=args.resume, epochs=epochs, show_progress=args.progress)
         return 0
     options = read_config_file(args.config) if args.config else {}
     options.update(given)
@@ -56,8 +58,19 @@ def _train_command(args: argparse.Namespace) -> int:
 
 
 def _eval_command(args: argparse.Namespace) -> int:
+    if args.plot:
+        require_matplotlib()
+    for path in args.out or []:
+        check_rows_file(path)
     rows = evaluate_run(args.run, methods=args.method, steps=args.steps, device=args.device)
     print(format_table(rows))
+    folder = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
+    written = [write_rows(rows, folder / EVALUATION)] + [write_rows(rows, path) for path in args.out or []]
+    if args.plot:
+        from .analysis import plot_evaluation
+
+        written.append(plot_evaluation(rows, folder / "eval.png" if args.plot is True else args.plot))
+    print("wrote " + ", ".join(map(str, written)))
     return 0
 
 
@@ -136,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--steps", type=comma_list(positive, "positive integers"),
                              help="state step counts, comma-separated")
     eval_parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    eval_parser.add_argument("--out", action="append", metavar="FILE",
+                             help="also write the table to FILE.json or FILE.csv (repeatable); RUN/eval.json is "
+                                  "always written")
+    eval_parser.add_argument("--plot", nargs="?", const=True, metavar="PNG",
+                             help="draw accuracy and loss against steps per method (default file RUN/eval.png)")
     eval_parser.set_defaults(handler=_eval_command)
     _add_analysis_parsers(commands)
     add_compare_parser(commands)

@@ -3,6 +3,7 @@
 Plotting functions need matplotlib (`pip install 'rknet[plots]'`), imported only when they are called.
 """
 
+from .convergence import plot_evaluation
 from .krylov import arnoldi_eigenvalues
 from .memory import held_for_backward
 from .plots import plot_spectra, plot_stability_regions, plot_trajectories
@@ -13,5 +14,5 @@ from .trajectories import feature_trajectories, inference, logits_after_block
 __all__ = [
     "BlockSpectrum", "StabilityCount", "arnoldi_eigenvalues", "block_spectra", "count_unstable",
     "feature_trajectories", "held_for_backward", "inference", "is_stable", "jacobian_spectrum", "logits_after_block",
-    "plot_spectra", "plot_stability_regions", "plot_trajectories", "stability_grid",
+    "plot_evaluation", "plot_spectra", "plot_stability_regions", "plot_trajectories", "stability_grid",
 ]

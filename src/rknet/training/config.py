@@ -182,6 +182,16 @@ class TrainConfig:
             raise ValueError(f"multilevel with {len(levels)} levels needs at least {len(levels)} epochs, "
                              f"got {self.epochs}")
 
+    def extended(self, epochs: int, trained: int) -> TrainConfig:
+        """This configuration with `epochs` in all, for a run that has trained `trained` epochs."""
+        positive_int("epochs", epochs)
+        if epochs <= trained:
+            raise ValueError(f"the run has trained {trained} epochs; to extend it give --epochs above {trained}, "
+                             f"got {epochs}")
+        if self.multilevel:
+            raise ValueError("a multilevel run cannot be extended: its levels split the configured epochs")
+        return dataclasses.replace(self, epochs=epochs)
+
     def resolved(self) -> TrainConfig:
         """`fast` switched on spells out as compile (CUDA graphs), bf16 autocast and channels_last."""
         if not self.fast:

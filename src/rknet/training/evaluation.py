@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from ..data import Dataset, load_dataset
+from ..files import atomic_write_text, write_json
 from ..network import ODENet
 from ..rediscretize import rediscretize
 from .checkpoint import CheckpointError
@@ -17,6 +18,8 @@ from .config import TrainConfig
 from .loop import evaluate
 from .model_io import MODEL, read_model
 from .trainer import resolve_device
+
+COLUMNS = ("method", "steps", "test_acc", "test_loss", "trained")
 
 
 @dataclass
@@ -57,6 +60,28 @@ def evaluate_run(folder: str | Path, methods: Sequence[str] | None = None, steps
                          "test_acc": accuracy, "trained": variant.spec.method == trained.method
                          and count == trained.num_steps})
     return rows
+
+
+EVALUATION = "eval.json"
+
+
+def check_rows_file(path: str | Path) -> Path:
+    """`path` if it names a .json or .csv file (checked before any evaluation runs)."""
+    path = Path(path)
+    if path.suffix not in (".json", ".csv"):
+        raise ValueError(f"evaluation output {path} must end in .json or .csv")
+    return path
+
+
+def write_rows(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """The rows as JSON (a list of objects) or CSV, chosen by the file's suffix; written atomically."""
+    path = check_rows_file(path)
+    if path.suffix == ".json":
+        write_json(path, rows)
+    else:
+        lines = [",".join(COLUMNS)] + [",".join(str(row[key]) for key in COLUMNS) for row in rows]
+        atomic_write_text(path, "\n".join(lines) + "\n")
+    return path
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:

@@ -46,6 +46,13 @@ def lr_factor(iteration: int, config: TrainConfig, iterations_per_epoch: int, ep
     return 1.0
 
 
+def sync_learning_rate(scheduler: torch.optim.lr_scheduler.LambdaLR) -> None:
+    """Set each parameter group's learning rate to what the schedule gives at its current iteration (after
+    loading a scheduler's state under a configuration whose schedule may differ, e.g. more epochs)."""
+    for group, base, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * factor(scheduler.last_epoch)
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, iterations_per_epoch: int,
                    epochs: int | None = None, start: int = 0) -> torch.optim.lr_scheduler.LambdaLR:
     """A scheduler stepped once per optimizer step, over `epochs` epochs (default: the whole run),

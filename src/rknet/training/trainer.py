@@ -24,7 +24,7 @@ from .config import DEVICES, TrainConfig
 from .loop import StepOptions, evaluate, train_epoch
 from .metrics import MetricsLog, format_epoch
 from .model_io import MODEL, save_model
-from .optim import make_optimizer, make_scheduler
+from .optim import make_optimizer, make_scheduler, sync_learning_rate
 from .stopping import check_patience, patience_exhausted, stop_record
 
 SUMMARY = "summary.json"
@@ -125,8 +125,13 @@ class _Run:
 
 
 def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | Path | None = None,
-          show_progress: bool | None = None, log: Callable[[str], None] = print) -> TrainResult:
+          epochs: int | None = None, show_progress: bool | None = None,
+          log: Callable[[str], None] = print) -> TrainResult:
     """Train an ODENet as configured (or continue the run in folder `resume`) and return the result.
+
+    With `resume`, `epochs` extends the run (finished or not) to that many epochs in all: the learning-rate
+    schedule is then the one of a run configured with `epochs` from the start, followed from the epoch
+    reached (a cosine schedule that had decayed to zero rises to where the longer schedule stands).
 
     Writes to the run folder: config.json, metrics.jsonl, checkpoint.pt (every epoch, atomically),
     model.pt (best-by-validation weights) and summary.json. Raises TrainingDiverged on a non-finite loss.
@@ -138,7 +143,11 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
         folder = Path(resume)
         checkpoint = load_file(folder / CHECKPOINT)
         config = TrainConfig.from_dict(checkpoint["config"]).validate()
+        if epochs is not None:
+            config = config.extended(epochs, checkpoint["epoch"])
     else:
+        if epochs is not None:
+            raise ValueError("epochs= extends a resumed run; for a new run give epochs in its configuration")
         config = (config if isinstance(config, TrainConfig)
                   else TrainConfig.from_dict(config or {})).validate().resolved()
         if distributed.launched_by_torchrun() and config.out is None:
@@ -171,10 +180,13 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
         run.model.load_state_dict(checkpoint["model"])
         run.optimizer.load_state_dict(checkpoint["optimizer"])
         run.scheduler.load_state_dict(checkpoint["scheduler"])
+        sync_learning_rate(run.scheduler)  # the schedule of the (possibly extended) configuration
         _restore_rng(checkpoint["rng"], generator, device)
         history, best, refinements = checkpoint["history"], checkpoint["best"], checkpoint["refinements"]
         first_epoch, elapsed_before = checkpoint["epoch"] + 1, checkpoint["wall_seconds"]
         log(f"resuming {folder} after epoch {checkpoint['epoch']}/{config.epochs}")
+        if main_process and epochs is not None:
+            write_json(folder / CONFIG, config.to_dict())
     elif main_process:
         write_json(folder / CONFIG, config.to_dict())
         log("configuration:\n" + json.dumps(config.to_dict(), indent=2))
