@@ -39,7 +39,7 @@ def test_every_command_works_or_refuses_in_one_line(method, runs, cli):
 
     code, out, err = cli("eval", run, "--steps", "1,4", "--device", "cpu")
     assert code == 0, err
-    assert [line.split()[:2] for line in out.splitlines()[2:]] == [[method, "1"], [method, "4"]]
+    assert [line.split()[:2] for line in out.splitlines()[2:4]] == [[method, "1"], [method, "4"]]
 
     code, out, err = cli("eval", run, "--method", "euler,rk4", "--device", "cpu")
     if reversible:
@@ -47,7 +47,7 @@ def test_every_command_works_or_refuses_in_one_line(method, runs, cli):
         assert f"a {method} network" in err and "cannot be re-discretised with euler" in err
     else:
         assert code == 0, err
-        assert [line.split()[0] for line in out.splitlines()[2:]] == ["euler", "rk4"]
+        assert [line.split()[0] for line in out.splitlines()[2:4]] == ["euler", "rk4"]
 
     code, out, err = cli("spectrum", run, "--samples", "2", "--device", "cpu")
     if reversible:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import rknet
 from rknet.cli import OneLineParser
 from rknet.experiments import COLUMNS, CompareSpec, add_compare_parser, machine, plan, run_grid
 from rknet.experiments.cli import spec_from_args
@@ -91,7 +92,7 @@ def test_grid_writes_results_report_and_plots(grid):
     assert "rknet compare --data circles --methods euler,heun --layers double,doublesym" in report
     assert "| method | layer | steps | control steps | widths | seeds | test accuracy (%) |" in report
     assert report.count("| euler | double | 1 | state grid | 4-4 | 2 |") == 1
-    assert "## What this shows" in report and "The best mean test accuracy was" in report
+    assert "## Results" in report and "## What this shows" not in report  # the table, not prose restating it
     assert "ru_maxrss" in report
     import matplotlib.image
 
@@ -283,7 +284,7 @@ def test_compare_honours_omp_num_threads_and_threads_and_warns_under_contention(
 def test_accuracy_vs_params_keeps_true_counts_and_spreads_methods_on_the_page(monkeypatch):
     pytest.importorskip("matplotlib")
     from rknet.experiments import plots
-    from rknet.experiments.grid import Setting
+    from rknet.experiments.plan import Setting
     from rknet.experiments.results import SettingResult
 
     drawn = {}
@@ -299,3 +300,20 @@ def test_accuracy_vs_params_keeps_true_counts_and_spreads_methods_on_the_page(mo
     assert any(list(line.get_xdata()) == [1234, 1234] and line.get_linestyle() == ":" for line in ax.lines)
     assert "1,234" in [text.get_text() for text in ax.texts]
     assert "spread sideways around the dotted line" in ax.get_title()
+
+
+def test_compare_takes_a_config_file_and_the_command_line_wins(tmp_path):
+    from rknet.experiments.cli import spec_from_args
+
+    config = tmp_path / "grid.yaml"
+    config.write_text("methods: euler,heun\nlayers: [double]\nwidths: '4,4'\nseeds: 1\nepochs: 2\nlr: 0.2\n"
+                      f"out: {tmp_path / 'from-file'}\n")
+    spec = spec_from_args(parser().parse_args(["compare", "--config", str(config), "--lr", "0.05"]))
+    assert spec.methods == ["euler", "heun"] and spec.layers == ["double"] and spec.widths == [(4, 4)]
+    assert spec.options == {"epochs": 2, "lr": 0.05} and spec.out == tmp_path / "from-file"
+    toml = tmp_path / "grid.toml"
+    toml.write_text('methods = ["rk4"]\nsteps = [1, 2]\n')
+    with pytest.raises(ValueError, match="give the output folder"):
+        spec_from_args(parser().parse_args(["compare", "--config", str(toml)]))
+    spec = spec_from_args(parser().parse_args(["compare", "--config", str(toml), "--out", str(tmp_path / "x")]))
+    assert spec.steps == [1, 2] and spec.methods == ["rk4"] and spec.layers == [rknet.DEFAULTS.layer]

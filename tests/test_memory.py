@@ -224,9 +224,9 @@ def test_reversible_blocks_store_one_control_per_step():
 
 
 def test_reversible_blocks_refuse_batch_norm_and_nonuniform_grids():
-    with pytest.raises(ValueError, match="does not support norm='batch'"):
+    with pytest.raises(ValueError, match="does not support the norm 'batch'"):
         LeapfrogBlock(make_layer("double", 2, dims=0, norm="batch"))
-    with pytest.raises(ValueError, match="HamiltonianBlock does not support norm='batch'"):
+    with pytest.raises(ValueError, match="HamiltonianBlock does not support the norm 'batch'"):
         HamiltonianBlock(make_layer("single", 2, dims=0), make_layer("single", 2, dims=0, norm="batch"))
     with pytest.raises(ValueError, match="LeapfrogBlock needs a uniform grid"):
         LeapfrogBlock(make_layer("single", 2, dims=0), t_states=[0, 1, 3])

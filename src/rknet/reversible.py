@@ -35,11 +35,11 @@ def uniform_step(t_states: Sequence[float], scheme: str) -> float:
     return (t_states[-1] - t_states[0]) / len(steps)
 
 
-def _check_reversible_layer(layer: Layer, scheme: str) -> Layer:
+def check_reversible_layer(layer: Layer, scheme: str) -> Layer:
     check_layer(layer)
     if layer.norm == "batch":
-        raise ValueError(f"{scheme} does not support norm='batch': running statistics cannot be run "
-                         "backwards; use norm='tv' or norm=None")
+        raise ValueError(f"{scheme} does not support the norm 'batch': running statistics cannot be run "
+                         "backwards; use the norm 'tv' or 'none'")
     return layer
 
 
@@ -74,7 +74,7 @@ class ReversibleBlock(Block):
                  gradient: str | GradientStrategy | None) -> None:
         states = as_times(t_states, "t_states", minimum=2)
         h = uniform_step(states, self.scheme)
-        checked = {prefix: _check_reversible_layer(layer, self.scheme) for prefix, layer in layers.items()}
+        checked = {prefix: check_reversible_layer(layer, self.scheme) for prefix, layer in layers.items()}
         specs = {prefix + name: spec for prefix, layer in checked.items()
                  for name, spec in layer.parameter_specs().items()}
         super().__init__(states, states[:-1], specs, gradient)

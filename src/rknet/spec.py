@@ -13,7 +13,7 @@ from .checks import choice, int_list, positive_int
 from .grid import INTERPOLATIONS, as_times, check_span
 from .layers import ACTIVATIONS, DIMS, Layer, layer_name, make_layer
 from .norms import check_norm
-from .reversible import uniform_step
+from .reversible import check_reversible_layer, uniform_step
 from .schemes import Method, block_type, build_block, family, method_name, resolve_method
 from .tableau import ButcherTableau, preset_name
 
@@ -59,7 +59,9 @@ class NetworkSpec:
         if not isinstance(self.layer_options, Mapping):
             raise ValueError(f"layer_options must be a table of the layer's options, got {self.layer_options!r}")
         set_("layer_options", dict(self.layer_options))
-        self.make_layer(self.widths[0])  # validates the layer's options
+        layer = self.make_layer(self.widths[0])  # validates the layer's options
+        if isinstance(self.method, str):
+            check_reversible_layer(layer, self.method)
         self._check_grids()
         blocks = block_type(self.method)
         if self.gradient is not None and self.gradient not in blocks.gradients:

@@ -3,7 +3,7 @@ seeds) and reports which did best, at what cost; `rknet compare` is its command 
 
 from .cli import add_compare_parser, compare_command
 from .compare import CompareResults, run_grid
-from .grid import CompareSpec, Run, Setting, plan
+from .plan import CompareSpec, Run, Setting, plan
 from .results import COLUMNS, SettingResult
 
 __all__ = ["COLUMNS", "CompareResults", "CompareSpec", "Run", "Setting", "SettingResult", "add_compare_parser",

@@ -9,8 +9,8 @@ from typing import Any
 
 from ..figures import PlotsUnavailable, require_matplotlib
 from ..files import write_json
-from .grid import RUNS, CompareSpec, Run, plan, plural
 from .machine import cores, resolve_threads
+from .plan import RUNS, CompareSpec, Run, plan, plural
 from .plots import draw_all
 from .report import write_report
 from .results import SettingResult, collect, write_csv

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..figures import agg_figure, save_figure
-from .grid import plural, varying_phrases, widths_text
+from .plan import plural, varying_phrases, widths_text
 from .results import SettingResult
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")

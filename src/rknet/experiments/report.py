@@ -8,8 +8,8 @@ from pathlib import Path
 
 from ..figures import PLOTS_EXTRA
 from ..files import atomic_write_text
-from .grid import RUNS, CompareSpec, plural, varying_phrases, widths_text
 from .machine import LOAD_INTERVAL, THREADS_ENV, THREADS_OPTION, Threads, cores
+from .plan import RUNS, CompareSpec, plural, varying_phrases, widths_text
 from .results import SettingResult
 from .runner import CUDA_MEMORY, Outcome, peak_resettable
 
@@ -100,94 +100,6 @@ def timing_warnings(results: list[SettingResult], spec: CompareSpec, threads: Th
     return warnings
 
 
-def _within(a: SettingResult, b: SettingResult) -> bool | None:
-    """Whether two means differ by at most one std over seeds (the larger of the two); None without stds."""
-    stds = [s for s in (a.acc_std, b.acc_std) if s is not None]
-    if not stds:
-        return None
-    return abs(a.acc_mean - b.acc_mean) <= max(stds)
-
-
-def what_this_shows(results: list[SettingResult], spec: CompareSpec, outcomes: list[Outcome]) -> str:
-    """Plain statements read off the numbers: best and worst setting, which settings are within one std of
-    the best, per layer the ranking of methods, the range of costs, and failures."""
-    done = sorted((r for r in results if r.acc_mean is not None), key=lambda r: -r.acc_mean)
-    failed = [o for o in outcomes if o.status == "failed"]
-    sentences = []
-    if not done:
-        return "No run completed, so there is nothing to compare yet."
-    best = done[0]
-    one_seed = all(r.acc_std is None for r in done)
-    sentences.append(f"The best mean test accuracy was {_pct(best.acc_mean)}% ({describe_setting(best, spec)}, "
-                     f"{plural(len(best.seeds), 'seed')}).")
-    if len(done) > 1:
-        worst = done[-1]
-        sentences.append(f"The lowest was {_pct(worst.acc_mean)}% ({describe_setting(worst, spec)}), "
-                         f"{100 * (best.acc_mean - worst.acc_mean):.2f} points below the best.")
-        if one_seed:
-            sentences.append("Every setting ran with one seed, so there is no estimate of the seed-to-seed spread "
-                             "and differences of this size may be noise.")
-        else:
-            close = [r for r in done[1:] if _within(best, r)]
-            if close:
-                names = "; ".join(f"{describe_setting(r, spec)} ({_pct(r.acc_mean)}%)" for r in close)
-                sentences.append(f"{len(close)} of the other {len(done) - 1} settings lie within one standard "
-                                 f"deviation over seeds of the best (the larger std of the two): {names}. The seeds "
-                                 "do not separate these from the best.")
-            else:
-                sentences.append("Every other setting lies more than one standard deviation over seeds below the "
-                                 "best (the larger std of the two).")
-    if len(spec.methods) > 1:
-        per_layer = []
-        for layer in spec.layers:
-            best_per_method = {}
-            for r in done:
-                if r.setting.layer == layer:
-                    current = best_per_method.get(r.setting.method)
-                    if current is None or r.acc_mean > current.acc_mean:
-                        best_per_method[r.setting.method] = r
-            ranked = sorted(best_per_method.values(), key=lambda r: -r.acc_mean)
-            if len(ranked) < 2:
-                continue
-            order = " > ".join(f"{r.setting.method} {_pct(r.acc_mean)}%" for r in ranked)
-            within = _within(ranked[0], ranked[1])
-            gap = 100 * (ranked[0].acc_mean - ranked[1].acc_mean)
-            verdict = ("" if within is None else
-                       ", within one std" if within else ", more than one std")
-            per_layer.append(f"{layer}: {order} (top two {gap:.2f} points apart{verdict})")
-        if per_layer:
-            several = any(len(v) > 1 for v in (spec.steps, spec.control_steps, spec.widths))
-            note = " (each method's best setting with that layer)" if several else ""
-            sentences.append(f"Methods ranked by mean test accuracy per layer{note}: " + "; ".join(per_layer) + ".")
-    costs = [r for r in done if r.evaluations_per_forward is not None]
-    if len(costs) > 1:
-        by_method: dict[str, set[int]] = {}
-        for r in costs:
-            by_method.setdefault(r.setting.method, set()).add(r.evaluations_per_forward)
-        values = sorted({r.evaluations_per_forward for r in costs})
-        if len(values) > 1 and all(len(v) == 1 for v in by_method.values()):
-            sentences.append("Layer evaluations per forward pass: "
-                             + ", ".join(f"{m} {next(iter(v))}" for m, v in by_method.items()) + ".")
-        elif len(values) > 1:
-            sentences.append(f"Layer evaluations per forward pass ranged from {values[0]} to {values[-1]}.")
-        epoch_times = [(r.row()["seconds_per_epoch_mean"], r) for r in done if r.seconds_per_epoch]
-        if len(epoch_times) > 1:
-            fast, slow = min(epoch_times, key=lambda t: t[0]), max(epoch_times, key=lambda t: t[0])
-            sentences.append(f"Time per epoch ranged from {fast[0]:.2f} s ({describe_setting(fast[1], spec)}) to "
-                             f"{slow[0]:.2f} s ({describe_setting(slow[1], spec)}).")
-        memory = [(r.row()["peak_memory_mb"], r) for r in done if r.peak_memory_mb]
-        if len(memory) > 1:
-            low, high = min(memory, key=lambda t: t[0]), max(memory, key=lambda t: t[0])
-            sentences.append(f"Peak memory ranged from {low[0]:.1f} MB ({describe_setting(low[1], spec)}) to "
-                             f"{high[0]:.1f} MB ({describe_setting(high[1], spec)}).")
-    if failed:
-        sentences.append(f"{plural(len(failed), 'run')} failed and "
-                         f"{'are' if len(failed) != 1 else 'is'} left out of the means (see below).")
-    sentences.append(f"These statements only restate the table for this data set ({spec.data}), these options "
-                     f"and these seeds.")
-    return " ".join(sentences)
-
-
 def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], outcomes: list[Outcome],
                  plots: dict[str, Path], threads: Threads) -> Path:
     """Write OUT/report.md (atomically) and return its path."""
@@ -241,10 +153,6 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
         "there as a fraction)."
         + (f" {CONTENDED_MARK}: some seed of this setting trained under contention (see the warning above)."
            if any(r.contended for r in results) else ""),
-        "",
-        "## What this shows",
-        "",
-        what_this_shows(results, spec, outcomes),
         "",
         "## Plots",
         "",

@@ -11,7 +11,7 @@ from typing import Any
 from ..training.metrics import read_metrics
 from ..training.model_io import load
 from ..training.trainer import SUMMARY
-from .grid import Run, Setting, widths_text
+from .plan import Run, Setting, widths_text
 from .runner import SIDECAR, contended, read_json
 
 COLUMNS = ("method", "layer", "steps", "control_steps", "widths", "seeds", "test_acc_mean", "test_acc_std",

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from ..files import write_json
-from .grid import Run
 from .machine import LoadSampler, Threads, machine_cores
+from .plan import Run
 
 SIDECAR = "compare.json"
 RUN_LOG = "compare.log"

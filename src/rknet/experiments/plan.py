@@ -16,18 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..checks import int_list, positive_int
 from ..data.datasets import parse_data_spec
 from ..schemes import is_tableau_file
+from ..spec import DEFAULTS
 from ..training.checkpoint import CHECKPOINT
-from ..training.config import TrainConfig, option_table
+from ..training.config import TrainConfig
 from ..training.trainer import CONFIG, SUMMARY, resolve_device
+from .axes import fixed_options, names, positive_ints, seeds, sequence, widths_lists
 
 RUNS = "runs"
-DEFAULT_WIDTHS = (16, 32, 64, 64)
-# TrainConfig fields the grid sets itself; they cannot be given as fixed options.
-GRID_FIELDS = ("data", "method", "layer", "steps", "control_steps", "widths", "seed", "out")
-UNSUPPORTED_FIELDS = ("t_states", "t_controls")
 
 
 @dataclass(frozen=True)
@@ -98,12 +95,12 @@ class CompareSpec:
     """
 
     out: str | Path
-    data: str = "digits"
-    methods: Sequence[str] = ("rk4",)
-    layers: Sequence[str] = ("doublesym",)
-    steps: Sequence[int] = (4,)
+    data: str = TrainConfig.data
+    methods: Sequence[str] = (DEFAULTS.method_name,)
+    layers: Sequence[str] = (DEFAULTS.layer,)
+    steps: Sequence[int] = (DEFAULTS.num_steps,)
     control_steps: Sequence[int | None] = (None,)
-    widths: Sequence[Sequence[int]] = (DEFAULT_WIDTHS,)
+    widths: Sequence[Sequence[int]] = (DEFAULTS.widths,)
     seeds: int | Sequence[int] = 2
     options: dict[str, Any] = field(default_factory=dict)
     workers: int = 1
@@ -128,16 +125,16 @@ class CompareSpec:
             spec,
             out=Path(spec.out),
             data=spec.data.strip(),
-            methods=_names("methods", spec.methods, keep_case=is_tableau_file),
-            layers=_names("layers", spec.layers),
-            steps=list(dict.fromkeys(_positive("steps", s) for s in _sequence("steps", spec.steps))),
-            control_steps=list(dict.fromkeys(None if c is None else _positive("control_steps", c)
-                                             for c in _sequence("control_steps", spec.control_steps))),
-            widths=list(dict.fromkeys(_widths(spec.widths))),
-            seeds=_seeds(spec.seeds),
-            options=_options(spec.options),
-            workers=_positive("workers", spec.workers),
-            threads=None if spec.threads is None else _positive("threads", spec.threads),
+            methods=names("methods", spec.methods, keep_case=is_tableau_file),
+            layers=names("layers", spec.layers),
+            steps=list(dict.fromkeys(positive_ints("steps", s) for s in sequence("steps", spec.steps))),
+            control_steps=list(dict.fromkeys(None if c is None else positive_ints("control_steps", c)
+                                             for c in sequence("control_steps", spec.control_steps))),
+            widths=list(dict.fromkeys(widths_lists(spec.widths))),
+            seeds=seeds(spec.seeds),
+            options=fixed_options(spec.options),
+            workers=positive_ints("workers", spec.workers),
+            threads=None if spec.threads is None else positive_ints("threads", spec.threads),
         )
 
     def settings(self) -> list[Setting]:
@@ -245,61 +242,3 @@ def check_existing(run: Run) -> None:
         if key != "out" and saved.get(key) != wanted.get(key):
             raise ValueError(f"{run.folder} holds a run with other options ({key} {saved.get(key)!r} there, "
                              f"{wanted.get(key)!r} now); use another --out or delete that folder")
-
-
-def _sequence(name: str, values: Any) -> list:
-    if isinstance(values, str):
-        values = [v.strip() for v in values.split(",") if v.strip()]
-    elif values is None or isinstance(values, (int, float)):
-        values = [values]
-    if not isinstance(values, Sequence) or len(values) == 0:
-        raise ValueError(f"{name} must list at least one value, got {values!r}")
-    return list(values)
-
-
-def _names(name: str, values: Any, keep_case: Callable[[str], bool] = lambda value: False) -> list[str]:
-    names = _sequence(name, values)
-    for value in names:
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{name} must be names, got {value!r}")
-    return list(dict.fromkeys(v.strip() if keep_case(v.strip()) else v.strip().lower() for v in names))
-
-
-def _positive(name: str, value: Any) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    return positive_int(name, value)
-
-
-def _widths(values: Any) -> list[tuple[int, ...]]:
-    if isinstance(values, str):
-        values = [part for part in values.split(";") if part.strip()]
-    values = _sequence("widths", values)
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        values = [values]  # a single widths setting given flat
-    return [int_list("widths", widths, minimum_length=2) for widths in values]
-
-
-def _seeds(seeds: Any) -> int | list[int]:
-    if isinstance(seeds, int) and not isinstance(seeds, bool):
-        if seeds < 1:
-            raise ValueError(f"seeds must be a positive count (seeds 0 .. n-1) or a list of seeds, got {seeds!r}")
-        return seeds
-    values = _sequence("seeds", seeds)
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in values):
-        raise ValueError(f"seeds must be a positive count or non-negative integers, got {seeds!r}")
-    return list(dict.fromkeys(values))
-
-
-def _options(options: Any) -> dict[str, Any]:
-    if options is None:
-        return {}
-    for key in options if isinstance(options, dict) else ():
-        name = str(key).replace("-", "_")
-        if name in GRID_FIELDS:
-            plural = {"method": "methods", "layer": "layers", "seed": "seeds"}.get(name, name)
-            raise ValueError(f"option {key!r} is set by the grid; give it as the compare option {plural!r}")
-        if name in UNSUPPORTED_FIELDS:
-            raise ValueError(f"option {key!r} is not supported by compare; vary steps and control_steps instead")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return option_table(options, known - set(GRID_FIELDS) - set(UNSUPPORTED_FIELDS))
