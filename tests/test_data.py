@@ -228,6 +228,15 @@ def test_loader_covers_each_sample_once_per_epoch() -> None:
     assert all(torch.equal(xb[:, 0].long(), yb) for xb, yb in loader)
 
 
+def test_loader_folds_a_single_last_row_into_the_batch_before() -> None:
+    x = torch.arange(11.0).view(11, 1)
+    loader = BatchLoader(x, torch.arange(11), 5, shuffle=False)
+    assert len(loader) == 2 and [len(yb) for _, yb in loader] == [5, 6]
+    assert torch.equal(torch.cat([xb for xb, _ in loader]), x)
+    assert [len(yb) for _, yb in BatchLoader(x[:1], torch.arange(1), 5, shuffle=False)] == [1]
+    assert [len(yb) for _, yb in BatchLoader(x, torch.arange(11), 5, shuffle=False, drop_last=True)] == [5, 5]
+
+
 def test_loader_augments_image_batches() -> None:
     x, y = torch.randn(10, 3, 8, 8), torch.arange(10)
     loader = BatchLoader(x, y, 4, shuffle=False, generator=torch.Generator().manual_seed(0), augment=True)
