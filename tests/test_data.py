@@ -288,15 +288,25 @@ def test_npz_length_mismatch(tmp_path: Path) -> None:
 
 
 def test_npz_float_labels(tmp_path: Path) -> None:
-    path = write_npz(tmp_path / "d.npz", (3,), y_test=np.zeros(20))
-    with pytest.raises(ValueError, match=r"y_test must hold integer labels 0..K-1, got dtype float64"):
+    path = write_npz(tmp_path / "d.npz", (3,), y_test=np.full(20, 1.5))
+    with pytest.raises(ValueError, match=r"y_test\[0\] = 1.5 is not an integer; labels must be integers 0..K-1"):
         load_dataset(f"npz:{path}")
+    integral = load_dataset(f"npz:{write_npz(tmp_path / 'e.npz', (3,), y_test=np.full(20, 2.0))}")
+    assert integral.y_test.dtype == torch.int64 and integral.y_test.tolist() == [2] * 20
 
 
 def test_npz_negative_labels(tmp_path: Path) -> None:
     path = write_npz(tmp_path / "d.npz", (3,), y_test=np.full(20, -1))
-    with pytest.raises(ValueError, match=r"y_test labels must be in 0..2, found -1..-1"):
+    with pytest.raises(ValueError, match=r"y_test\[0\] = -1 is out of range; labels must be integers 0..K-1"):
         load_dataset(f"npz:{path}")
+
+
+def test_labels_outside_a_fixed_class_list(cifar10_dir: Path) -> None:
+    batch = {b"data": cifar_images(3, 0), b"labels": [7, 10, 9]}
+    write_pickle(cifar10_dir / "cifar-10-batches-py" / "test_batch", batch)
+    expected = r"y_test labels must be in 0..9, found 7..10 \(first outside at y_test\[1\]\)"
+    with pytest.raises(ValueError, match=expected):
+        load_dataset(f"cifar10:{cifar10_dir}")
 
 
 def test_truncated_cifar_pickle(cifar10_dir: Path) -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from .checks import labels_to_tensor
 from .paths import find_data_dir, require_file
 from .raw import RawSplits
 
@@ -71,18 +73,29 @@ def _read_batch(kind: str, path: Path, label_key: bytes) -> tuple[np.ndarray, np
         with open(path, "rb") as f:
             batch = pickle.load(f, encoding="bytes")
     except Exception as err:  # unpickling a damaged file can fail in many ways
-        raise ValueError(f"{kind}: {path} is truncated or corrupt ({type(err).__name__}: {err})") from err
+        reason = " ".join(str(err).split())  # one line, whatever the unpickler said
+        raise ValueError(f"{kind}: {path} is truncated or corrupt ({type(err).__name__}: {reason})") from err
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         expected = f"a dict with b'data' and {label_key!r}"
         raise ValueError(f"{kind}: {path} is not a CIFAR batch (expected {expected})")
-    data = np.asarray(batch[b"data"])
-    if data.dtype != np.uint8 or data.size % CIFAR_IMAGE_BYTES:
+    data = batch[b"data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.size % CIFAR_IMAGE_BYTES:
+        got = f"{data.dtype} with {data.size}" if isinstance(data, np.ndarray) else type(data).__name__
         raise ValueError(
             f"{kind}: {path} is truncated or corrupt (b'data' must be uint8 with a multiple of "
-            f"{CIFAR_IMAGE_BYTES} values, got {data.dtype} with {data.size})"
+            f"{CIFAR_IMAGE_BYTES} values, got {got})"
         )
-    labels = np.asarray(batch[label_key], dtype=np.int64)
+    labels = labels_to_tensor(_label_array(kind, path, batch[label_key]), f"{kind}: {path}",
+                              label_key.decode()).numpy()
     images = data.reshape(-1, *CIFAR_SHAPE)
-    if len(labels) != len(images):
-        raise ValueError(f"{kind}: {path} has {len(images)} images but {len(labels)} labels")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise ValueError(f"{kind}: {path} has {len(images)} images but labels of shape {labels.shape}")
     return images, labels
+
+
+def _label_array(kind: str, path: Path, labels: Any) -> np.ndarray:
+    """The batch's labels (a list of integers in the real files) as an array."""
+    try:
+        return np.asarray(labels)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{kind}: {path}: the labels are not a list of integers ({err})") from None
