@@ -87,6 +87,20 @@ def test_cifar10_reads_pixels_labels_and_layout(cifar10_dir: Path) -> None:
     assert torch.allclose(raw_test[:, 2, 7, 5], torch.zeros(3), atol=1e-5)  # not transposed
 
 
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_cifar_batches_of_every_pickle_protocol_load(cifar10_dir: Path, protocol: int) -> None:
+    """The restricted unpickler accepts numpy arrays however pickle writes them (the real files are
+    Python 2 protocol-2 pickles; later protocols and numpy versions name other functions)."""
+    batch = {b"batch_label": "testing batch 1 of 1", b"data": cifar_images(3, 5), b"labels": [1, 2, 3],
+             b"filenames": [b"a.png", b"b.png", b"c.png"]}
+    with open(cifar10_dir / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump(batch, f, protocol=protocol)
+    data = load_dataset(f"cifar10:{cifar10_dir}", val_fraction=0)
+    assert data.y_test.tolist() == [1, 2, 3]
+    assert torch.allclose(unnormalised(data.x_test, data)[:, 2, 5, 7] * 255, torch.tensor([200.0, 201, 202]),
+                          atol=1e-3)
+
+
 def test_cifar100_uses_fine_labels_and_is_found_in_dir_itself(tmp_path: Path) -> None:
     write_pickle(tmp_path / "train", {b"data": cifar_images(6, 1), b"fine_labels": [0, 99, 5, 6, 7, 8]})
     write_pickle(tmp_path / "test", {b"data": cifar_images(2, 1), b"fine_labels": [42, 1]})

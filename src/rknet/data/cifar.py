@@ -1,11 +1,11 @@
 """CIFAR-10 and CIFAR-100 from their standard python-pickle batches.
 
-The batches are pickles, so only read files from a trusted source.
+The batches are pickles; they are read with `safe_pickle`, which builds only plain containers and
+numpy arrays, so a crafted batch file cannot run code: it is refused with one line naming it.
 """
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import torch
 from .checks import labels_to_tensor
 from .paths import find_data_dir, require_file
 from .raw import RawSplits
+from .safe_pickle import ForbiddenGlobal, read_data_pickle
 
 CIFAR_SHAPE = (3, 32, 32)
 CIFAR_IMAGE_BYTES = 3 * 32 * 32
@@ -70,8 +71,10 @@ def _read_batches(
 def _read_batch(kind: str, path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     """One batch file's uint8 images (N, 3, 32, 32) and int64 labels."""
     try:
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+        batch = read_data_pickle(path)
+    except ForbiddenGlobal as refused:
+        raise ValueError(f"{kind}: {path} refused: its pickle asks for {refused}, which a CIFAR batch never holds "
+                         "(only dicts, lists, strings, bytes and numpy arrays are read)") from None
     except Exception as err:  # unpickling a damaged file can fail in many ways
         reason = " ".join(str(err).split())  # one line, whatever the unpickler said
         raise ValueError(f"{kind}: {path} is truncated or corrupt ({type(err).__name__}: {reason})") from err
