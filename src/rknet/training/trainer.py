@@ -18,7 +18,7 @@ from .. import distributed
 from ..data import BatchLoader, Dataset, load_dataset
 from ..files import write_json
 from ..network import ODENet
-from .checkpoint import CHECKPOINT, load_file, save_checkpoint
+from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .loop import StepOptions, evaluate, train_epoch
 from .metrics import MetricsLog, format_epoch
@@ -137,7 +137,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     checkpoint: dict[str, Any] | None = None
     if resume is not None:
         folder = Path(resume)
-        checkpoint = load_file(folder / CHECKPOINT)
+        checkpoint = load_checkpoint(folder, log)
         config = TrainConfig.from_dict(checkpoint["config"]).validate()
     else:
         config = (config if isinstance(config, TrainConfig)
