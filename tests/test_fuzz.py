@@ -40,6 +40,7 @@ from rknet.training.checkpoint import (
     load_file,
     save_checkpoint,
 )
+from rknet.training.divergence import TrainingDiverged, check_epoch_finite
 from rknet.training.metrics import MetricsLog, read_metrics
 
 TINY = ["--widths", "4,6", "--steps", "2", "--final-time", "1", "--batch-size", "128", "--epochs", "1"]
@@ -614,3 +615,35 @@ def test_summary_json_is_strict(tmp_path, monkeypatch):
     monkeypatch.setattr(rknet.files, "json_safe", lambda value: value)  # a slip: NaN no longer turned into null
     with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
         json_text({"test_loss": float("nan")})
+
+
+# ---------------------------------------------------------------- divergence: everything a checkpoint keeps
+
+
+def test_nan_validation_loss_is_divergence(tmp_path, capsys):
+    """A learning rate of 1e6 on one full batch: the training loss stays finite, the validation loss does not."""
+    out = tmp_path / "run"
+    code, _, err = run_cli(["train", "--data", "circles", "--out", str(out), "--widths", "4,6", "--steps", "2",
+                            "--epochs", "3", "--lr", "1e6", "--batch-size", "2000"], capsys)
+    assert code == 3
+    assert one_line(err).startswith("rknet train: training diverged in epoch 2: the validation loss is nan; the "
+                                    "last good checkpoint (epoch 1) is kept")
+    kept = load_file(out / CHECKPOINT)
+    assert kept["epoch"] == 1
+    assert all(torch.isfinite(tensor).all() for tensor in kept["model"].values() if tensor.is_floating_point())
+    assert all(record["epoch"] == 1 for record in read_metrics(out))
+
+
+@pytest.mark.parametrize(("poison", "expected"), [
+    ("running_var", r"buffer \S+running_var holds non-finite values"),
+    ("weight", r"parameter \S+weight holds non-finite values"),
+])
+def test_non_finite_weights_or_statistics_are_divergence(poison, expected):
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
+    check_epoch_finite(4, {"train_loss": 0.1, "val_loss": 0.2}, model)  # finite: passes
+    tensor = dict(model.named_buffers(), **dict(model.named_parameters()))[f"1.{poison}"]
+    with torch.no_grad():
+        tensor[1] = float("inf")
+    with pytest.raises(TrainingDiverged, match=rf"^training diverged in epoch 4: {expected}; the last good "
+                                               r"checkpoint \(epoch 3\) is kept"):
+        check_epoch_finite(4, {"train_loss": 0.1, "val_loss": 0.2}, model)

@@ -20,6 +20,8 @@ from ..files import write_json
 from ..network import ODENet
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from .config import TrainConfig
+from .divergence import TrainingDiverged as TrainingDiverged  # re-exported: `train` raises it
+from .divergence import check_epoch_finite, diverged
 from .loop import StepOptions, evaluate, train_epoch
 from .metrics import MetricsLog, format_epoch
 from .model_io import MODEL, save_model
@@ -27,10 +29,6 @@ from .optim import make_optimizer, make_scheduler
 
 SUMMARY = "summary.json"
 CONFIG = "config.json"
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -188,6 +186,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
                 run = _refine(run, config, data, device, len(loader), epoch, refinements, log)
                 best = {"val_acc": None, "epoch": 0, "state": None}
             record = _run_epoch(epoch, config, run, loader, data, device, show_progress)
+            check_epoch_finite(epoch, record, run.model)
             history.append(record)
             # Best by validation accuracy; without a validation split, the latest model.
             if record["val_acc"] is None or best["state"] is None or record["val_acc"] > best["val_acc"]:
@@ -258,8 +257,7 @@ def _run_epoch(epoch: int, config: TrainConfig, run: _Run, loader: BatchLoader, 
                          show_progress, f"epoch {epoch}/{config.epochs}")
     train_seconds = time.perf_counter() - start
     if not math.isfinite(result.loss):
-        raise TrainingDiverged(f"training diverged in epoch {epoch}: the loss is {result.loss}; the last "
-                               f"good checkpoint (epoch {epoch - 1}) is kept; try a smaller --lr")
+        raise diverged(epoch, f"the loss is {result.loss}")
     val_loss = val_acc = None
     if len(data.x_val):
         val_loss, val_acc = evaluate(run.model, data.x_val, data.y_val, config.batch_size * 4, device,
