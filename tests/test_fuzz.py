@@ -15,6 +15,8 @@ import os
 import pickle
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -139,7 +141,7 @@ def test_malicious_cifar_batch_on_the_command_line(tmp_path, capsys):
     cifar_folder(tmp_path, {b"data": RunsShell(marker), b"labels": [1]})
     code, _, err = run_cli(["train", "--data", f"cifar10:{tmp_path}", "--out", str(tmp_path / "run"), *TINY], capsys)
     assert code == 2 and one_line(err).startswith("rknet train: error: cifar10: ")
-    assert "refused: its pickle asks for" in err and not marker.exists()
+    assert "refused: its pickle asks for" in err and not marker.exists() and not (tmp_path / "run").exists()
 
 
 def test_cifar_labels_must_be_integers(tmp_path):
@@ -206,6 +208,7 @@ def test_nan_in_x_test_stops_the_command_before_training(tmp_path, capsys):
     code, out, err = run_cli(["train", "--data", f"npz:{path}", "--out", str(tmp_path / "run"), *TINY], capsys)
     assert code == 2 and "test accuracy" not in out
     assert re.match(r"rknet train: error: npz file \S+: x_test\[2, 1\] is nan", one_line(err))
+    assert not (tmp_path / "run").exists()  # nothing half-made left behind
 
 
 def test_complex_inputs_are_refused(tmp_path):
@@ -615,6 +618,88 @@ def test_summary_json_is_strict(tmp_path, monkeypatch):
     monkeypatch.setattr(rknet.files, "json_safe", lambda value: value)  # a slip: NaN no longer turned into null
     with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
         json_text({"test_loss": float("nan")})
+
+
+# ---------------------------------------------------------------- run folders
+
+
+def test_out_into_a_folder_of_other_files_is_refused(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "config.json").write_text("{}")
+    code, _, err = run_cli(["train", "--data", "circles", "--out", str(tmp_path), *TINY], capsys)
+    assert code == 2
+    assert one_line(err).startswith(f"rknet train: error: {tmp_path} holds other files (notes.txt) but no run")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["config.json", "notes.txt"]  # untouched, no .lock
+    assert (tmp_path / "config.json").read_text() == "{}"
+
+
+LOCK_HOLDER = """
+import fcntl, os, sys, time
+descriptor = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(descriptor, fcntl.LOCK_EX)
+os.write(descriptor, f"{os.getpid()}\\n".encode())
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_second_run_into_the_same_folder_at_once_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(out / ".lock")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        code, _, err = run_cli(["train", "--data", "circles", "--out", str(out), *TINY], capsys)
+    finally:
+        holder.communicate("")
+    assert code == 2
+    assert one_line(err).startswith(f"rknet train: error: {out} is in use by another rknet run (process "
+                                    f"{holder.pid} holds")
+    assert run_cli(["train", "--data", "circles", "--out", str(out), *TINY], capsys)[0] == 0  # free again
+
+
+def test_resume_of_a_run_in_use_is_refused(tmp_path, capsys):
+    out = trained_run(tmp_path / "run", capsys)
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(out / ".lock")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        code, _, err = run_cli(["train", "--resume", str(out)], capsys)
+    finally:
+        holder.communicate("")
+    assert code == 2 and one_line(err).startswith(f"rknet train: error: {out} is in use by another rknet run")
+
+
+def test_run_failing_before_its_first_checkpoint_leaves_no_folder(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run_cli(["train", "--data", f"npz:{tmp_path / 'absent.npz'}", "--out", str(out), *TINY], capsys)
+    assert code == 2 and one_line(err).startswith("rknet train: error: npz file not found")
+    assert not out.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, _ = run_cli(["train", "--data", f"npz:{tmp_path / 'absent.npz'}", "--out", str(empty), *TINY], capsys)
+    assert code == 2 and list(empty.iterdir()) == []  # a folder that was there stays, as it was
+
+
+def test_run_diverging_in_epoch_one_leaves_no_folder_and_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, _, err = run_cli(["train", "--data", "circles", "--out", str(out), *TINY, "--lr", "1e30"], capsys)
+    assert code == 3
+    assert one_line(err).startswith("rknet train: training diverged in epoch 1: the loss is nan; no checkpoint was "
+                                    "written")
+    assert not out.exists()
+
+
+def test_folder_of_a_run_killed_before_its_first_checkpoint_is_reused(tmp_path, capsys):
+    out = tmp_path / "run"
+    (out / "tensorboard").mkdir(parents=True)
+    for name in ("config.json", "metrics.jsonl", ".lock"):
+        (out / name).write_text("")
+    code, _, err = run_cli(["train", "--resume", str(out)], capsys)
+    assert code == 2 and "holds no checkpoint" in one_line(err)
+    assert run_cli(["train", "--data", "circles", "--out", str(out), *TINY], capsys)[0] == 0
+    assert load_file(out / CHECKPOINT)["epoch"] == 1
 
 
 # ---------------------------------------------------------------- divergence: everything a checkpoint keeps

@@ -18,7 +18,7 @@ from .. import distributed
 from ..data import BatchLoader, Dataset, load_dataset
 from ..files import write_json
 from ..network import ODENet
-from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .divergence import TrainingDiverged as TrainingDiverged  # re-exported: `train` raises it
 from .divergence import check_epoch_finite, diverged
@@ -26,9 +26,7 @@ from .loop import StepOptions, evaluate, train_epoch
 from .metrics import MetricsLog, format_epoch
 from .model_io import MODEL, save_model
 from .optim import make_optimizer, make_scheduler
-
-SUMMARY = "summary.json"
-CONFIG = "config.json"
+from .runfolder import CONFIG, SUMMARY, claimed_run_folder
 
 
 @dataclass
@@ -57,13 +55,6 @@ def default_out(config: TrainConfig) -> Path:
     kind = config.data.split(":")[0]
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{kind}-{config.method}-{config.layer}-{stamp}"
-
-
-def _new_run_folder(folder: Path) -> None:
-    if (folder / CHECKPOINT).exists() or (folder / MODEL).exists():
-        raise ValueError(f"{folder} already holds a run; continue it with --resume {folder} or choose "
-                         "another --out")
-    folder.mkdir(parents=True, exist_ok=True)
 
 
 def _rng_state(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
@@ -143,12 +134,17 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
         if distributed.launched_by_torchrun() and config.out is None:
             raise ValueError("under torchrun give --out, so that every process uses the same run folder")
         folder = Path(config.out) if config.out else default_out(config)
+    with claimed_run_folder(folder, new=checkpoint is None):
+        return _train_in(folder, config, checkpoint, started, show_progress, log)
+
+
+def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | None, started: float,
+              show_progress: bool | None, log: Callable[[str], None]) -> TrainResult:
+    """`train`'s work once the run folder is claimed."""
     device = distributed.setup(resolve_device(config.device))
     main_process = distributed.rank() == 0
     if not main_process:
         log = _silent
-    elif checkpoint is None:
-        _new_run_folder(folder)
     torch.manual_seed(config.seed)
     val_indices = checkpoint["val_indices"] if checkpoint is not None else None
     data = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed,
