@@ -87,6 +87,20 @@ def test_cifar10_reads_pixels_labels_and_layout(cifar10_dir: Path) -> None:
     assert torch.allclose(raw_test[:, 2, 7, 5], torch.zeros(3), atol=1e-5)  # not transposed
 
 
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_cifar_batches_of_every_pickle_protocol_load(cifar10_dir: Path, protocol: int) -> None:
+    """The restricted unpickler accepts numpy arrays however pickle writes them (the real files are
+    Python 2 protocol-2 pickles; later protocols and numpy versions name other functions)."""
+    batch = {b"batch_label": "testing batch 1 of 1", b"data": cifar_images(3, 5), b"labels": [1, 2, 3],
+             b"filenames": [b"a.png", b"b.png", b"c.png"]}
+    with open(cifar10_dir / "cifar-10-batches-py" / "test_batch", "wb") as f:
+        pickle.dump(batch, f, protocol=protocol)
+    data = load_dataset(f"cifar10:{cifar10_dir}", val_fraction=0)
+    assert data.y_test.tolist() == [1, 2, 3]
+    assert torch.allclose(unnormalised(data.x_test, data)[:, 2, 5, 7] * 255, torch.tensor([200.0, 201, 202]),
+                          atol=1e-3)
+
+
 def test_cifar100_uses_fine_labels_and_is_found_in_dir_itself(tmp_path: Path) -> None:
     write_pickle(tmp_path / "train", {b"data": cifar_images(6, 1), b"fine_labels": [0, 99, 5, 6, 7, 8]})
     write_pickle(tmp_path / "test", {b"data": cifar_images(2, 1), b"fine_labels": [42, 1]})
@@ -228,6 +242,15 @@ def test_loader_covers_each_sample_once_per_epoch() -> None:
     assert all(torch.equal(xb[:, 0].long(), yb) for xb, yb in loader)
 
 
+def test_loader_folds_a_single_last_row_into_the_batch_before() -> None:
+    x = torch.arange(11.0).view(11, 1)
+    loader = BatchLoader(x, torch.arange(11), 5, shuffle=False)
+    assert len(loader) == 2 and [len(yb) for _, yb in loader] == [5, 6]
+    assert torch.equal(torch.cat([xb for xb, _ in loader]), x)
+    assert [len(yb) for _, yb in BatchLoader(x[:1], torch.arange(1), 5, shuffle=False)] == [1]
+    assert [len(yb) for _, yb in BatchLoader(x, torch.arange(11), 5, shuffle=False, drop_last=True)] == [5, 5]
+
+
 def test_loader_augments_image_batches() -> None:
     x, y = torch.randn(10, 3, 8, 8), torch.arange(10)
     loader = BatchLoader(x, y, 4, shuffle=False, generator=torch.Generator().manual_seed(0), augment=True)
@@ -279,15 +302,25 @@ def test_npz_length_mismatch(tmp_path: Path) -> None:
 
 
 def test_npz_float_labels(tmp_path: Path) -> None:
-    path = write_npz(tmp_path / "d.npz", (3,), y_test=np.zeros(20))
-    with pytest.raises(ValueError, match=r"y_test must hold integer labels 0..K-1, got dtype float64"):
+    path = write_npz(tmp_path / "d.npz", (3,), y_test=np.full(20, 1.5))
+    with pytest.raises(ValueError, match=r"y_test\[0\] = 1.5 is not an integer; labels must be integers 0..K-1"):
         load_dataset(f"npz:{path}")
+    integral = load_dataset(f"npz:{write_npz(tmp_path / 'e.npz', (3,), y_test=np.full(20, 2.0))}")
+    assert integral.y_test.dtype == torch.int64 and integral.y_test.tolist() == [2] * 20
 
 
 def test_npz_negative_labels(tmp_path: Path) -> None:
     path = write_npz(tmp_path / "d.npz", (3,), y_test=np.full(20, -1))
-    with pytest.raises(ValueError, match=r"y_test labels must be in 0..2, found -1..-1"):
+    with pytest.raises(ValueError, match=r"y_test\[0\] = -1 is out of range; labels must be integers 0..K-1"):
         load_dataset(f"npz:{path}")
+
+
+def test_labels_outside_a_fixed_class_list(cifar10_dir: Path) -> None:
+    batch = {b"data": cifar_images(3, 0), b"labels": [7, 10, 9]}
+    write_pickle(cifar10_dir / "cifar-10-batches-py" / "test_batch", batch)
+    expected = r"y_test labels must be in 0..9, found 7..10 \(first outside at y_test\[1\]\)"
+    with pytest.raises(ValueError, match=expected):
+        load_dataset(f"cifar10:{cifar10_dir}")
 
 
 def test_truncated_cifar_pickle(cifar10_dir: Path) -> None:

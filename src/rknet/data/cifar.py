@@ -1,19 +1,22 @@
 """CIFAR-10 and CIFAR-100 from their standard python-pickle batches.
 
-The batches are pickles, so only read files from a trusted source.
+The batches are pickles; they are read with `safe_pickle`, which builds only plain containers and
+numpy arrays, so a crafted batch file cannot run code: it is refused with one line naming it.
 """
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from .checks import labels_to_tensor
 from .paths import find_data_dir, require_file
 from .raw import RawSplits
+from .safe_pickle import ForbiddenGlobal, read_data_pickle
 
 CIFAR_SHAPE = (3, 32, 32)
 CIFAR_IMAGE_BYTES = 3 * 32 * 32
@@ -68,21 +71,34 @@ def _read_batches(
 def _read_batch(kind: str, path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
     """One batch file's uint8 images (N, 3, 32, 32) and int64 labels."""
     try:
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+        batch = read_data_pickle(path)
+    except ForbiddenGlobal as refused:
+        raise ValueError(f"{kind}: {path} refused: its pickle asks for {refused}, which a CIFAR batch never holds "
+                         "(only dicts, lists, strings, bytes and numpy arrays are read)") from None
     except Exception as err:  # unpickling a damaged file can fail in many ways
-        raise ValueError(f"{kind}: {path} is truncated or corrupt ({type(err).__name__}: {err})") from err
+        reason = " ".join(str(err).split())  # one line, whatever the unpickler said
+        raise ValueError(f"{kind}: {path} is truncated or corrupt ({type(err).__name__}: {reason})") from err
     if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
         expected = f"a dict with b'data' and {label_key!r}"
         raise ValueError(f"{kind}: {path} is not a CIFAR batch (expected {expected})")
-    data = np.asarray(batch[b"data"])
-    if data.dtype != np.uint8 or data.size % CIFAR_IMAGE_BYTES:
+    data = batch[b"data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.size % CIFAR_IMAGE_BYTES:
+        got = f"{data.dtype} with {data.size}" if isinstance(data, np.ndarray) else type(data).__name__
         raise ValueError(
             f"{kind}: {path} is truncated or corrupt (b'data' must be uint8 with a multiple of "
-            f"{CIFAR_IMAGE_BYTES} values, got {data.dtype} with {data.size})"
+            f"{CIFAR_IMAGE_BYTES} values, got {got})"
         )
-    labels = np.asarray(batch[label_key], dtype=np.int64)
+    labels = labels_to_tensor(_label_array(kind, path, batch[label_key]), f"{kind}: {path}",
+                              label_key.decode()).numpy()
     images = data.reshape(-1, *CIFAR_SHAPE)
-    if len(labels) != len(images):
-        raise ValueError(f"{kind}: {path} has {len(images)} images but {len(labels)} labels")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise ValueError(f"{kind}: {path} has {len(images)} images but labels of shape {labels.shape}")
     return images, labels
+
+
+def _label_array(kind: str, path: Path, labels: Any) -> np.ndarray:
+    """The batch's labels (a list of integers in the real files) as an array."""
+    try:
+        return np.asarray(labels)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{kind}: {path}: the labels are not a list of integers ({err})") from None

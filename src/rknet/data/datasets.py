@@ -8,6 +8,7 @@ from functools import partial
 
 import torch
 
+from .checks import check_training_size
 from .cifar import load_cifar
 from .digits import load_digits
 from .npz import load_npz
@@ -96,14 +97,15 @@ def load_dataset(
         train_idx, val_idx = holdout_indices(len(raw.x_train), val_fraction, seed, val_indices)
         x_train, y_train = raw.x_train[train_idx], raw.y_train[train_idx]
         x_val, y_val = raw.x_train[val_idx], raw.y_train[val_idx]
+    check_training_size(len(x_train), len(x_val), raw.source)
     mean, std = normalisation_stats(x_train)
     return Dataset(
         name=name,
-        x_train=normalise(x_train, mean, std),
+        x_train=normalise(x_train, mean, std, raw.source, "x_train"),
         y_train=y_train,
-        x_val=normalise(x_val, mean, std),
+        x_val=normalise(x_val, mean, std, raw.source, "x_val"),
         y_val=y_val,
-        x_test=normalise(raw.x_test, mean, std),
+        x_test=normalise(raw.x_test, mean, std, raw.source, "x_test"),
         y_test=raw.y_test,
         num_classes=raw.num_classes,
         dims=raw.x_train.ndim - 2,

@@ -16,6 +16,9 @@ class BatchLoader:
 
     The permutation and augmentation draw from `generator`, a CPU generator (the global one when
     None), so a checkpoint of its state reproduces the epoch; indices are then moved to x's device.
+
+    A last batch of a single row joins the batch before it (batch norm cannot normalise one sample
+    of vectors), so with N % batch_size == 1 the last batch has batch_size + 1 rows.
     """
 
     def __init__(
@@ -46,13 +49,17 @@ class BatchLoader:
     def __len__(self) -> int:
         """Number of batches per epoch."""
         n = len(self.x)
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        if self.drop_last:
+            return n // self.batch_size
+        batches = math.ceil(n / self.batch_size)
+        return batches - 1 if batches > 1 and n % self.batch_size == 1 else batches
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.x)
         order = torch.randperm(n, generator=self.generator).to(self.x.device) if self.shuffle else None
-        for b in range(len(self)):
-            rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
+        last = len(self) - 1
+        for b in range(last + 1):
+            rows = slice(b * self.batch_size, n if b == last and not self.drop_last else (b + 1) * self.batch_size)
             picked = rows if order is None else order[rows]
             xb, yb = self.x[picked], self.y[picked]
             yield (random_crop_flip(xb, self.generator) if self.augment else xb), yb

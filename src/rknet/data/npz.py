@@ -6,8 +6,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from .checks import inputs_to_tensor, labels_to_tensor
 from .raw import RawSplits
 
 NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
@@ -17,7 +17,7 @@ NPZ_FORM = "expected arrays x_train, y_train, x_test, y_test (optional x_val, y_
 
 def load_npz(path: str) -> RawSplits:
     """Arrays from `path`; inputs are used as stored (cast to float32, no rescaling), labels must be
-    integers 0..K-1 and K = largest label + 1 over all splits."""
+    integers 0..K-1 (integral floats accepted) and K = largest label + 1 over all splits."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise ValueError(f"npz file not found: {file}")
@@ -26,19 +26,11 @@ def load_npz(path: str) -> RawSplits:
     missing = [name for name in NPZ_REQUIRED if name not in arrays]
     if missing:
         raise ValueError(f"{source}: missing array(s) {', '.join(missing)}; {NPZ_FORM}")
-    for name, array in arrays.items():
-        numeric = np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_
-        if name.startswith("x_") and not numeric:
-            raise ValueError(f"{source}: {name} must be numeric, got dtype {array.dtype}")
-        if name.startswith("y_") and not np.issubdtype(array.dtype, np.integer):
-            raise ValueError(f"{source}: {name} must hold integer labels 0..K-1, got dtype {array.dtype}")
     tensors = {
-        name: torch.from_numpy(array.astype(np.float32 if name.startswith("x_") else np.int64))
+        name: (inputs_to_tensor if name.startswith("x_") else labels_to_tensor)(array, source, name)
         for name, array in arrays.items()
     }
-    labels = [y for name, y in tensors.items() if name.startswith("y_") and y.numel()]
-    num_classes = 1 + max((int(y.max()) for y in labels), default=-1)
-    return RawSplits(source=source, num_classes=num_classes, **tensors)
+    return RawSplits(source=source, num_classes=None, **tensors)
 
 
 def _read_arrays(file: Path) -> dict[str, np.ndarray]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .checks import first_non_finite, format_index, row_chunks
+
 
 def check_val_fraction(val_fraction: float) -> float:
     """`val_fraction` if it lies in [0, 1), else a ValueError."""
@@ -42,13 +44,42 @@ def holdout_indices(
 
 def normalisation_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and (population) standard deviation of `x` per feature for vectors (N, D), per channel for
-    signals and images (N, C, ...); a zero deviation becomes 1 so constant inputs map to 0."""
-    var, mean = torch.var_mean(x, dim=[0, *range(2, x.ndim)], correction=0)
-    std = var.sqrt()
-    return mean, torch.where(std > 0, std, torch.ones_like(std))
+    signals and images (N, C, ...), as float32; a zero deviation becomes 1 so constant inputs map to 0.
+
+    Both are accumulated in float64, in pieces of rows (bounded memory), with two passes (mean, then
+    squared deviations): float32 inputs as large as 3e38 give a finite deviation, where a float32 sum
+    of squares would overflow to inf and map every input to 0.
+    """
+    dims = [0, *range(2, x.ndim)]
+    total = torch.zeros(x.shape[1], dtype=torch.float64, device=x.device)
+    for _, chunk in row_chunks(x):
+        total += chunk.double().sum(dims)
+    mean = total / (x.numel() // x.shape[1])
+    squares = torch.zeros_like(total)
+    for _, chunk in row_chunks(x):
+        squares += (chunk.double() - mean.view(_channel_shape(x))).square().sum(dims)
+    std = (squares / (x.numel() // x.shape[1])).sqrt().float()
+    return mean.float(), torch.where(std > 0, std, torch.ones_like(std))
 
 
-def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """`(x - mean) / std` with the statistics broadcast over axis 1 (features or channels)."""
-    shape = (1, -1) + (1,) * (x.ndim - 2)
-    return (x - mean.view(shape)) / std.view(shape)
+def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, source: str = "data",
+              name: str = "x") -> torch.Tensor:
+    """`(x - mean) / std` with the statistics broadcast over axis 1 (features or channels), computed in
+    float64 and stored as float32; a ValueError naming `source`/`name` and the first entry whose
+    normalised value float32 cannot hold (a value far outside the training split's range)."""
+    shape = _channel_shape(x)
+    mean64, std64 = mean.double().view(shape), std.double().view(shape)
+    out = torch.empty_like(x, dtype=torch.float32)
+    for start, chunk in row_chunks(x):
+        out[start:start + len(chunk)] = ((chunk.double() - mean64) / std64).float()
+    bad = first_non_finite(out)
+    if bad is not None:
+        raise ValueError(f"{source}: {name}{format_index(bad)} = {float(x[bad]):g} lies so far outside the training "
+                         "split's range that normalising it with the training mean and std overflows float32; "
+                         "inputs of all splits must be on the same scale")
+    return out
+
+
+def _channel_shape(x: torch.Tensor) -> tuple[int, ...]:
+    """The shape that broadcasts a per-channel vector over `x` (axis 1)."""
+    return (1, -1) + (1,) * (x.ndim - 2)

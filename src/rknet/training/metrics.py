@@ -3,27 +3,33 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from ..files import atomic_write_text, json_text, write_failed
 
 METRICS = "metrics.jsonl"
 
 
 class MetricsLog:
     """Appends one record per epoch. On resume the file is rewritten from the checkpoint's history,
-    so every epoch appears exactly once even if the run was killed between checkpoint and log."""
+    so every epoch appears exactly once even if the run was killed between checkpoint and log.
+
+    Lines are strict JSON: a NaN or infinite value is written as null.
+    """
 
     def __init__(self, folder: Path, history: list[dict[str, Any]]) -> None:
         self.path = folder / METRICS
-        temporary = self.path.with_name(METRICS + ".tmp")
-        temporary.write_text("".join(json.dumps(record) + "\n" for record in history))
-        os.replace(temporary, self.path)
+        atomic_write_text(self.path, "".join(json_text(record) + "\n" for record in history))
         self.writer = _tensorboard_writer(folder)
 
     def append(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        """Log `record` (one epoch) to metrics.jsonl and TensorBoard."""
+        try:
+            with open(self.path, "a") as handle:
+                handle.write(json_text(record) + "\n")
+        except OSError as error:
+            raise write_failed(self.path, error) from error
         if self.writer is not None:
             for key, value in record.items():
                 if key != "epoch" and isinstance(value, (int, float)):
@@ -45,6 +51,7 @@ def _tensorboard_writer(folder: Path):
 
 
 def read_metrics(folder: str | Path) -> list[dict[str, Any]]:
+    """The records of folder/metrics.jsonl, one per epoch."""
     path = Path(folder) / METRICS
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 

@@ -19,20 +19,17 @@ from ..checks import choice
 from ..data import BatchLoader, Dataset, load_dataset
 from ..files import write_json
 from ..network import ODENet
-from .checkpoint import CHECKPOINT, load_file, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DEVICES, TrainConfig
+from .divergence import TrainingDiverged as TrainingDiverged  # re-exported: `train` raises it
+from .divergence import check_epoch_finite, diverged
 from .loop import StepOptions, evaluate, train_epoch
 from .metrics import MetricsLog, format_epoch
 from .model_io import MODEL, save_model
 from .optim import make_optimizer, make_scheduler, sync_learning_rate
+from .rng import restore_rng, rng_state
+from .runfolder import CONFIG, SUMMARY, claimed_run_folder
 from .stopping import check_patience, patience_exhausted, stop_record
-
-SUMMARY = "summary.json"
-CONFIG = "config.json"
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass
@@ -64,27 +61,6 @@ def default_out(config: TrainConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     method = config.method if isinstance(config.method, str) else config.method["name"]
     return Path("runs") / f"{kind}-{method}-{config.layer}-{stamp}"
-
-
-def _new_run_folder(folder: Path) -> None:
-    if (folder / CHECKPOINT).exists() or (folder / MODEL).exists():
-        raise ValueError(f"{folder} already holds a run; continue it with --resume {folder} or choose "
-                         "another --out")
-    folder.mkdir(parents=True, exist_ok=True)
-
-
-def _rng_state(generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
-    state = {"torch": torch.get_rng_state(), "loader": generator.get_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def _restore_rng(state: dict[str, torch.Tensor], generator: torch.Generator, device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    generator.set_state(state["loader"])
-    if "cuda" in state and device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def build_model(config: TrainConfig, data: Dataset, level: int = 0) -> ODENet:
@@ -141,7 +117,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     checkpoint: dict[str, Any] | None = None
     if resume is not None:
         folder = Path(resume)
-        checkpoint = load_file(folder / CHECKPOINT)
+        checkpoint = load_checkpoint(folder, log)
         config = TrainConfig.from_dict(checkpoint["config"]).validate()
         if epochs is not None:
             config = config.extended(epochs, checkpoint["epoch"])
@@ -153,12 +129,17 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
         if distributed.launched_by_torchrun() and config.out is None:
             raise ValueError("under torchrun give --out, so that every process uses the same run folder")
         folder = Path(config.out) if config.out else default_out(config)
+    with claimed_run_folder(folder, new=checkpoint is None):
+        return _train_in(folder, config, checkpoint, started, show_progress, log)
+
+
+def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | None, started: float,
+              show_progress: bool | None, log: Callable[[str], None]) -> TrainResult:
+    """`train`'s work once the run folder is claimed."""
     device = distributed.setup(resolve_device(config.device))
     main_process = distributed.rank() == 0
     if not main_process:
         log = _silent
-    elif checkpoint is None:
-        _new_run_folder(folder)
     torch.manual_seed(config.seed)
     val_indices = checkpoint["val_indices"] if checkpoint is not None else None
     data = load_dataset(config.data, val_fraction=config.val_fraction, seed=config.seed,
@@ -181,11 +162,11 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
         run.optimizer.load_state_dict(checkpoint["optimizer"])
         run.scheduler.load_state_dict(checkpoint["scheduler"])
         sync_learning_rate(run.scheduler)  # the schedule of the (possibly extended) configuration
-        _restore_rng(checkpoint["rng"], generator, device)
+        restore_rng(checkpoint["rng"], generator, device)
         history, best, refinements = checkpoint["history"], checkpoint["best"], checkpoint["refinements"]
         first_epoch, elapsed_before = checkpoint["epoch"] + 1, checkpoint["wall_seconds"]
         log(f"resuming {folder} after epoch {checkpoint['epoch']}/{config.epochs}")
-        if main_process and epochs is not None:
+        if main_process and config.epochs != checkpoint["config"]["epochs"]:  # extended by train(epochs=)
             write_json(folder / CONFIG, config.to_dict())
     elif main_process:
         write_json(folder / CONFIG, config.to_dict())
@@ -202,6 +183,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
                 run = _refine(run, config, data, device, len(loader), epoch, refinements, log)
                 best = {"val_acc": None, "epoch": 0, "state": None}
             record = _run_epoch(epoch, config, run, loader, data, device, show_progress)
+            check_epoch_finite(epoch, record, run.model)
             history.append(record)
             # Best by validation accuracy; without a validation split, the latest model.
             if record["val_acc"] is None or best["state"] is None or record["val_acc"] > best["val_acc"]:
@@ -210,7 +192,7 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
             if main_process:
                 save_checkpoint({
                     "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-                    "scheduler": run.scheduler.state_dict(), "rng": _rng_state(generator, device),
+                    "scheduler": run.scheduler.state_dict(), "rng": rng_state(generator, device),
                     "epoch": epoch, "level": run.level, "history": history, "best": best,
                     "refinements": refinements, "val_indices": data.val_indices.cpu(),
                     "config": config.to_dict(),
@@ -275,8 +257,7 @@ def _run_epoch(epoch: int, config: TrainConfig, run: _Run, loader: BatchLoader, 
                          show_progress, f"epoch {epoch}/{config.epochs}")
     train_seconds = time.perf_counter() - start
     if not math.isfinite(result.loss):
-        raise TrainingDiverged(f"training diverged in epoch {epoch}: the loss is {result.loss}; the last "
-                               f"good checkpoint (epoch {epoch - 1}) is kept; try a smaller --lr")
+        raise diverged(epoch, f"the loss is {result.loss}")
     val_loss = val_acc = None
     if len(data.x_val):
         val_loss, val_acc = evaluate(run.model, data.x_val, data.y_val, config.batch_size * 4, device,
