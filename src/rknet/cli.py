@@ -14,8 +14,9 @@ from pathlib import Path
 from .experiments import add_compare_parser
 from .figures import PlotsUnavailable, require_matplotlib
 from .options import add_config_options, comma_list, positive, train_option_fields
+from .runfiles import EVALUATION
 from .training import TrainConfig, TrainingDiverged, evaluate_run, format_table, read_config_file, train
-from .training.evaluation import EVALUATION, check_rows_file, load_run, write_rows
+from .training.evaluation import check_rows_file, load_run, write_rows
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3

@@ -9,16 +9,13 @@ from typing import Any
 
 from ..figures import PlotsUnavailable, require_matplotlib
 from ..files import write_json
+from ..runfiles import COMPARE_SPEC, REPORT, RESULTS_CSV, RUNS
 from .machine import cores, resolve_threads
-from .plan import RUNS, CompareSpec, Run, plan, plural
+from .plan import CompareSpec, Run, plan, plural
 from .plots import draw_all
 from .report import write_report
 from .results import SettingResult, collect, write_csv
 from .runner import Outcome, execute
-
-RESULTS_CSV = "results.csv"
-REPORT = "report.md"
-SPEC = "compare.json"
 
 
 @dataclass
@@ -59,7 +56,7 @@ def run_grid(spec: CompareSpec | dict[str, Any], *, show_progress: bool | None =
     threads = resolve_threads(spec.workers, spec.threads)
     out = Path(spec.out)
     (out / RUNS).mkdir(parents=True, exist_ok=True)
-    write_json(out / SPEC, spec.to_dict())
+    write_json(out / COMPARE_SPEC, spec.to_dict())
     pending = sum(run.state != "complete" for run in runs)
     log(f"compare: {plural(len(runs), 'run')} ({plural(len(spec.settings()), 'setting')} x "
         f"{plural(len(spec.seed_list()), 'seed')}), {len(runs) - pending} already complete; output {out}; "

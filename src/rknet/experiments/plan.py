@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from ..data.datasets import parse_data_spec
+from ..runfiles import CHECKPOINT, CONFIG, RUNS, SUMMARY
 from ..schemes import is_tableau_file
 from ..spec import DEFAULTS
-from ..training.checkpoint import CHECKPOINT
 from ..training.config import TrainConfig
-from ..training.trainer import CONFIG, SUMMARY, resolve_device
+from ..training.trainer import resolve_device
 from .axes import fixed_options, names, positive_ints, seeds, sequence, widths_lists
-
-RUNS = "runs"
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from ..figures import PLOTS_EXTRA
 from ..files import atomic_write_text
+from ..runfiles import RUNS
 from .machine import LOAD_INTERVAL, THREADS_ENV, THREADS_OPTION, Threads, cores
-from .plan import RUNS, CompareSpec, plural, varying_phrases, widths_text
+from .plan import CompareSpec, plural, varying_phrases, widths_text
 from .results import SettingResult
 from .runner import CUDA_MEMORY, Outcome, peak_resettable
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..runfiles import COMPARE_SIDECAR, SUMMARY
 from ..training.metrics import read_metrics
 from ..training.model_io import load
-from ..training.trainer import SUMMARY
 from .plan import Run, Setting, widths_text
-from .runner import SIDECAR, contended, read_json
+from .runner import contended, read_json
 
 COLUMNS = ("method", "layer", "steps", "control_steps", "widths", "seeds", "test_acc_mean", "test_acc_std",
            "params", "wall_seconds_mean", "seconds_per_epoch_mean", "peak_memory_mb", "evaluations_per_forward",
@@ -103,7 +103,7 @@ def collect(runs: list[Run]) -> list[SettingResult]:
             if metric == "train_acc":
                 result.curve_metric = metric
             result.curves.append([r[metric] for r in records])
-        sidecar = read_json(run.folder / SIDECAR) or {}
+        sidecar = read_json(run.folder / COMPARE_SIDECAR) or {}
         if sidecar.get("peak_memory_mb") is not None:
             result.peak_memory_mb.append(sidecar["peak_memory_mb"])
             result.memory_sources.append(sidecar["memory_source"])

@@ -33,11 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from ..files import write_json
+from ..runfiles import COMPARE_LOG, COMPARE_SIDECAR
 from .machine import LoadSampler, Threads, machine_cores
 from .plan import Run
 
-SIDECAR = "compare.json"
-RUN_LOG = "compare.log"
 CPU_MEMORY = "cpu peak RSS growth (VmHWM = ru_maxrss, reset per run)"
 CPU_MEMORY_FRESH = "cpu peak RSS growth (ru_maxrss, fresh process per run)"
 CUDA_MEMORY = "cuda max_memory_allocated"
@@ -125,7 +124,7 @@ def describe(outcome: Outcome) -> str:
     if outcome.status == "failed":
         return f"failed  {name}: {outcome.error}"
     summary = read_json(outcome.run.folder / "summary.json") or {}
-    sidecar = read_json(outcome.run.folder / SIDECAR) or {}
+    sidecar = read_json(outcome.run.folder / COMPARE_SIDECAR) or {}
     line = f"{outcome.status:<7} {name}: test acc {100 * summary.get('test_acc', float('nan')):.2f}%"
     line += f", {summary.get('wall_seconds', float('nan')):.1f} s"
     if sidecar.get("peak_memory_mb") is not None:
@@ -251,7 +250,7 @@ def train_run(task: dict[str, Any]) -> dict[str, Any]:
     else:
         memory.start()
     status, error = ("resumed" if task["resume"] else "trained"), None
-    with (open(folder / RUN_LOG, "a") as handle, warnings.catch_warnings(record=True) as caught,
+    with (open(folder / COMPARE_LOG, "a") as handle, warnings.catch_warnings(record=True) as caught,
           LoadSampler() as load):
         warnings.simplefilter("always")
 
@@ -269,7 +268,7 @@ def train_run(task: dict[str, Any]) -> dict[str, Any]:
         except Exception as failure:  # one failed run must not stop the grid; the log has the traceback
             write(traceback.format_exc())
             message = str(failure).splitlines()[0] if str(failure) else ""
-            status, error = "failed", f"{type(failure).__name__}: {message} (see {folder / RUN_LOG})"
+            status, error = "failed", f"{type(failure).__name__}: {message} (see {folder / COMPARE_LOG})"
         messages = list(dict.fromkeys(str(w.message) for w in caught))
         for message in messages:
             write(f"warning: {message}")
@@ -282,5 +281,5 @@ def train_run(task: dict[str, Any]) -> dict[str, Any]:
     sidecar = {"peak_memory_mb": peak, "memory_source": source, "resumed": task["resume"],
                "threads": torch.get_num_threads(), "threads_source": task["threads_source"],
                "workers": task["workers"], "load_peak": load.peak, "machine_cores": machine_cores()}
-    write_json(folder / SIDECAR, sidecar)
+    write_json(folder / COMPARE_SIDECAR, sidecar)
     return {"status": status, "error": None, "warnings": messages}

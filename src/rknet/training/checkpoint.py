@@ -14,9 +14,8 @@ from typing import Any
 import torch
 
 from ..files import atomic_write, write_failed
+from ..runfiles import CHECKPOINT, PREVIOUS
 
-CHECKPOINT = "checkpoint.pt"
-PREVIOUS = "checkpoint.prev.pt"
 DIGEST = "sha256"
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "rng", "epoch", "level", "history", "best",
                    "refinements", "val_indices", "config", "wall_seconds")

@@ -13,10 +13,11 @@ from ..data import Dataset, load_dataset
 from ..files import atomic_write_text, write_json
 from ..network import ODENet
 from ..rediscretize import rediscretize
+from ..runfiles import MODEL
 from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .loop import evaluate
-from .model_io import MODEL, read_model
+from .model_io import read_model
 from .trainer import resolve_device
 
 COLUMNS = ("method", "steps", "test_acc", "test_loss", "trained")
@@ -60,9 +61,6 @@ def evaluate_run(folder: str | Path, methods: Sequence[str] | None = None, steps
                          "test_acc": accuracy, "trained": variant.spec.method == trained.method
                          and count == trained.num_steps})
     return rows
-
-
-EVALUATION = "eval.json"
 
 
 def check_rows_file(path: str | Path) -> Path:

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..files import atomic_write_text, json_text, write_failed
-
-METRICS = "metrics.jsonl"
+from ..runfiles import METRICS
 
 
 class MetricsLog:

@@ -11,10 +11,9 @@ import torch
 
 from ..grid import GridWarning
 from ..network import ODENet
+from ..runfiles import MODEL
 from ..spec import NetworkSpec
 from .checkpoint import CheckpointError, atomic_save, load_file
-
-MODEL = "model.pt"
 
 
 def save_model(path: Path, model: ODENet, train_config: dict[str, Any]) -> None:

@@ -16,24 +16,18 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from ..files import write_failed
-from .checkpoint import CHECKPOINT, PREVIOUS
-from .metrics import METRICS
-from .model_io import MODEL
+from ..runfiles import CHECKPOINT, COMPARE_LOG, COMPARE_SIDECAR, CONFIG, LOCK, METRICS, MODEL, PREVIOUS, TENSORBOARD
 
 try:
     import fcntl
 except ImportError:  # Windows: runs are not locked
     fcntl = None  # type: ignore[assignment]
 
-CONFIG = "config.json"
-SUMMARY = "summary.json"
-LOCK = ".lock"
-TENSORBOARD = "tensorboard"
 RUN_MARKERS = (CHECKPOINT, PREVIOUS, MODEL)  # a folder with one of these holds a run
 # What a new run writes before its first checkpoint: removed when it fails (or was killed) by then.
 EARLY_FILES = (CONFIG, CONFIG + ".tmp", METRICS, METRICS + ".tmp", TENSORBOARD, CHECKPOINT + ".tmp")
 # rknet compare keeps its own log and sidecar in each run folder, next to the run's files.
-COMPANION_FILES = ("compare.log", "compare.json")
+COMPANION_FILES = (COMPARE_LOG, COMPARE_SIDECAR)
 
 
 @contextmanager

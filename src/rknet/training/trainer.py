@@ -19,16 +19,17 @@ from ..checks import choice
 from ..data import BatchLoader, Dataset, load_dataset
 from ..files import write_json
 from ..network import ODENet
+from ..runfiles import CONFIG, MODEL, SUMMARY
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import DEVICES, TrainConfig
 from .divergence import TrainingDiverged as TrainingDiverged  # re-exported: `train` raises it
 from .divergence import check_epoch_finite, diverged
 from .loop import StepOptions, evaluate, train_epoch
 from .metrics import MetricsLog, format_epoch
-from .model_io import MODEL, save_model
+from .model_io import save_model
 from .optim import make_optimizer, make_scheduler, sync_learning_rate
 from .rng import restore_rng, rng_state
-from .runfolder import CONFIG, SUMMARY, claimed_run_folder
+from .runfolder import claimed_run_folder
 from .stopping import check_patience, patience_exhausted, stop_record
 
 
