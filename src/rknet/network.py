@@ -84,6 +84,10 @@ class ODENet(nn.Module):
                              f"got {got}")
         if not x.is_floating_point():
             raise ValueError(f"ODENet expects floating-point input, got dtype {x.dtype} (use x.float())")
+        weights = self.classifier.weight.dtype
+        if x.dtype != weights and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(f"ODENet holds {weights} weights but got {x.dtype} input; convert one of them "
+                             f"(x.to({weights}) or net.to({x.dtype}))")
 
     def features(self, x: torch.Tensor, states: list[torch.Tensor] | None = None) -> torch.Tensor:
         """The pooled feature vector before the classifier; given a list `states`, each block's states at

@@ -125,6 +125,9 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     else:
         if epochs is not None:
             raise ValueError("epochs= extends a resumed run; for a new run give epochs in its configuration")
+        if config is not None and not isinstance(config, (TrainConfig, dict)):
+            raise ValueError(f"rknet.train takes a TrainConfig or a dict of options such as {{'data': 'peaks'}}, "
+                             f"got {config!r}")
         config = (config if isinstance(config, TrainConfig)
                   else TrainConfig.from_dict(config or {})).validate().resolved()
         if distributed.launched_by_torchrun() and config.out is None:
