@@ -9,9 +9,9 @@ from .block import Block
 from .convert import from_dynamicblocks
 from .dynamic_block import DynamicBlock
 from .grid import GridWarning, refine_times, uniform_grid
-from .integrate import integrate
 from .layers import LAYERS
 from .network import ODENet
+from .ode import integrate
 from .rediscretize import rediscretize
 from .regularization import clip_weights_, time_regularization
 from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
