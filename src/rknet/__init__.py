@@ -6,6 +6,7 @@ train, compare and analyse the result.
 
 from . import analysis, layers
 from .block import Block
+from .compat import odeint, odeint_adjoint
 from .convert import from_dynamicblocks
 from .dynamic_block import DynamicBlock
 from .grid import GridWarning, refine_times, uniform_grid
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULTS", "GRADIENTS", "LAYERS", "METHODS", "TABLEAUS", "Block", "ButcherTableau", "DynamicBlock",
     "GradientStrategy", "GridWarning", "HamiltonianBlock", "LeapfrogBlock", "NetworkSpec", "ODENet",
     "ReversibleBlock", "TrainConfig", "__version__", "analysis", "clip_weights_", "evaluate_run",
-    "from_dynamicblocks", "get_tableau", "integrate", "layers", "load", "rediscretize", "refine_times",
+    "from_dynamicblocks", "get_tableau", "integrate", "layers", "load", "odeint", "odeint_adjoint", "rediscretize",
+    "refine_times",
     "time_regularization", "train", "uniform_grid",
 ]

@@ -45,8 +45,8 @@ def integrate(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor
     tableau = get_tableau(method)
     adaptive = rtol is not None or atol is not None
     if adjoint and adaptive:
-        raise ValueError("adjoint=True needs a fixed grid: drop rtol/atol and give the steps as t, or use "
-                         "rknet.odeint_adjoint, which solves the adjoint adaptively")
+        raise ValueError("adjoint=True here needs a fixed grid: drop rtol/atol and give the steps as t, or use "
+                         "rknet.odeint_adjoint, which also solves the adjoint adaptively")
     if adaptive:
         solved, cost = solve_adaptive(lambda s, y: checked_slope(f, s, y), y0, times, tableau,
                                       rtol or 0.0, atol or 0.0)
@@ -58,11 +58,12 @@ def integrate(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor
                      accepted=len(times) - 1, rejected=0)
     if not adjoint:
         return fixed.integrate(f, y0, times, tableau, trajectory)
-    params = _adjoint_params(f, adjoint_params)
+    params = adjoint_parameters(f, adjoint_params)
     return callable_adjoint(f, y0, times, stage_terms(tableau), tableau.c, trajectory, params)
 
 
-def _adjoint_params(f: Callable, given: Sequence[torch.Tensor] | None) -> list[torch.Tensor]:
+def adjoint_parameters(f: Callable, given: Sequence[torch.Tensor] | None) -> list[torch.Tensor]:
+    """The tensors an adjoint solve pulls gradients back to: `given`, or f's parameters if f is a Module."""
     if given is not None:
         if isinstance(given, torch.Tensor):
             raise TypeError("adjoint_params must be a sequence of tensors, not one tensor; wrap it in a list")
