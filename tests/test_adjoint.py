@@ -104,7 +104,7 @@ def test_gradcheck_of_the_adjoint_strategy_at_a_fine_grid():
     names = list(model.controls)
 
     def run(y, *stacked):
-        return rknet.adjoint.BlockAdjoint.apply(model, y, *stacked)
+        return rknet.adjoint.BlockAdjoint.apply(model, (16,), y, *stacked)  # restart at t = 0.5
 
     assert names and torch.autograd.gradcheck(run, (y.requires_grad_(), *model.controls.values()),
                                               eps=1e-6, atol=1e-5, rtol=1e-4)
@@ -121,11 +121,13 @@ def test_forward_is_backprop_forward_and_no_grad_runs_plainly():
 def test_activation_memory_does_not_grow_with_steps():
     layer = make_layer("doublesym", 4, dims=2, norm="tv")
     x = torch.randn(2, 4, 8, 8, requires_grad=True)
-    blocks = {mode: [DynamicBlock(layer, "rk4", rknet.uniform_grid(n, 4.0), gradient=mode) for n in (4, 16)]
-              for mode in ("adjoint", "backprop")}
+    controls = rknet.uniform_grid(4, 4.0)  # the adjoint keeps one state per control time, not per step
+    blocks = {mode: [DynamicBlock(layer, "rk4", rknet.uniform_grid(n, 4.0), controls, gradient=mode)
+                     for n in (4, 16)] for mode in ("adjoint", "backprop")}
     held = {mode: [held_for_backward(functools.partial(model, x)) for model in models]
             for mode, models in blocks.items()}
     assert held["adjoint"][1] <= held["adjoint"][0] + 1024
+    assert held["adjoint"][0] <= 3 * x.numel() * x.element_size() + 1024  # the states at t = 1, 2, 3
     assert held["backprop"][1] > 3 * held["backprop"][0] > 0  # the count sees what backprop keeps
 
 
@@ -185,3 +187,9 @@ def test_cli_trains_with_gradient_adjoint(tmp_path, cli):
                        "--batch-size", "256", "--device", "cpu", "--gradient", "adjoint", "--out", tmp_path / "run")
     assert code == 0, err
     assert rknet.load(tmp_path / "run").blocks[0].gradient.name == "adjoint"
+    code, out, err = cli("gradients", tmp_path / "run", "--method", "rk4", "--steps", "1,4,16", "--samples", "32",
+                         "--device", "cpu")
+    assert code == 0, err
+    totals = [float(line.split("|")[-2]) for line in out.splitlines()[2:5]]
+    assert len(totals) == 3 and all(0 <= total < 0.5 for total in totals), out
+    assert (tmp_path / "run" / "gradients.png").stat().st_size > 0

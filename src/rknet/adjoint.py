@@ -1,14 +1,18 @@
 """Optimise-then-discretise: gradients from the continuous adjoint equation, solved backward in time.
 
 For dy/dt = f(t, y, theta(t)) and a loss L(y(T)), the adjoint a(t) = dL/dy(t) solves
-`a' = -a^T df/dy` backward from a(T) = dL/dy(T), and `dL/dtheta = int_0^T a^T df/dtheta dt`. The forward
-pass keeps only the final state; the backward pass integrates the augmented system (y, a) from T to 0
-over the *same* grid with the *same* tableau (steps -h), re-integrating the state backward alongside the
-adjoint, and accumulates the parameter integral with the tableau's weights b. Memory is therefore
-independent of the number of steps, but the gradient is that of the continuous problem up to the
-backward solve's error: O(h^p), not the exact gradient of the discrete forward pass (that is backprop).
-Reconstructing y backward is itself an approximation, and an unstable one when f is strongly
-contractive (its backward flow expands); see docs/gradients.md.
+`a' = -a^T df/dy` backward from a(T) = dL/dy(T), and `dL/dtheta = int_0^T a^T df/dtheta dt`. The backward
+pass integrates the augmented system (y, a) from T to 0 over the *same* grid with the *same* tableau
+(steps -h), re-integrating the state backward alongside the adjoint, and accumulates the parameter
+integral with the tableau's weights b. The gradient is that of the continuous problem up to the backward
+solve's error, O(h^p): not the exact gradient of the discrete forward pass (that is backprop).
+
+Re-integrating y backward is unstable where f is contractive (DoubleSym's Jacobian is negative
+semi-definite, so its backward flow expands errors like e^{|lambda| t}): on the default network the
+reconstructed gradient stayed 10-50% off at any step count. So a block keeps, besides its output, the
+forward state at each *control time* on its grid, and the backward pass restarts y there: the
+reconstruction runs over one control interval at most, and memory is one state per control time, which
+does not grow as the state grid is refined (docs/gradients.md has the measurements).
 
 `block_adjoint` serves Runge-Kutta blocks (the `adjoint` gradient strategy: the controls' gradients are
 a^T df/dtheta(t) times each control's interpolation weight); `callable_adjoint` serves `rknet.integrate`
@@ -17,7 +21,7 @@ with any f(t, y) and the tensors it uses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -39,14 +43,18 @@ def backward_times(t_states: Sequence[float], nodes: Sequence[float]) -> tuple[t
 
 
 def backward_sweep(vjp: Vjp, y: torch.Tensor, a: torch.Tensor, sizes: Sequence[float], terms: StageTerms,
-                   cotangents: Sequence[torch.Tensor | None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   cotangents: Sequence[torch.Tensor | None] | None = None,
+                   restarts: Mapping[int, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Integrate (y, a) from t_N back to t_0 with the tableau of `terms`, steps -h_k; returns (y_0, a_0).
 
-    `cotangents[k]`, when given, is added to a on reaching t_k (a loss on intermediate states).
+    `cotangents[k]`, when given, is added to a on reaching t_k (a loss on intermediate states);
+    `restarts[k]`, when given, replaces the reconstructed y on reaching t_k (a state stored forward).
     """
     weights = dict(terms.weights)
     for k in reversed(range(len(sizes))):
         h = sizes[k]
+        if restarts is not None and k + 1 in restarts:
+            y = restarts[k + 1]
 
         def slope(i: int, state: torch.Tensor, k: int = k, h: float = h) -> torch.Tensor:
             value, pulled = vjp(k, i, state[0], state[1], h * weights.get(i, 0.0))
@@ -94,25 +102,49 @@ def _block_vjp(block: Any, stacked: dict[str, torch.Tensor], grads: dict[str, to
     return vjp
 
 
+RESTARTS = ("controls", "steps", "none")
+
+
+def restart_steps(block: Any, where: str) -> tuple[int, ...]:
+    """The state times (as step indices) whose forward states the backward pass restarts from."""
+    if where not in RESTARTS:
+        raise ValueError(f"unknown adjoint restart {where!r}; valid: {', '.join(RESTARTS)}")
+    if where == "steps":
+        return tuple(range(block.num_steps))
+    if where == "controls":
+        return tuple(sorted({k for k, t in enumerate(block.t_states[:-1]) for c in block.t_controls
+                             if abs(t - c) <= 1e-12 * max(1.0, abs(c))}))
+    return ()
+
+
 class BlockAdjoint(torch.autograd.Function):
-    """block(y) computed without a graph; backward solves the adjoint system. Saves the output only."""
+    """block(y) computed without a graph; backward solves the adjoint system. Saves the output and the
+    states at the steps `keep` (the step index of each), from which the backward pass restarts y."""
 
     @staticmethod
-    def forward(ctx, block: Any, y: torch.Tensor, *stacked: torch.Tensor) -> torch.Tensor:
-        output = block.integrate(y)
-        ctx.block = block
-        ctx.save_for_backward(output, *stacked)
-        return output
+    def forward(ctx, block: Any, keep: tuple[int, ...], y: torch.Tensor, *stacked: torch.Tensor) -> torch.Tensor:
+        kept, step = [], block.step
+        cache: dict = {}
+        for k in range(block.num_steps):
+            if k in keep:
+                kept.append(y)
+            y = step(y, k, cache)
+        ctx.block, ctx.keep = block, keep
+        ctx.save_for_backward(y, *stacked, *kept)
+        return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, cotangent: torch.Tensor):
-        output, *stacked = ctx.saved_tensors
+        output, *rest = ctx.saved_tensors
         block = ctx.block
+        stacked, kept = rest[:len(block.controls)], rest[len(block.controls):]
         values = dict(zip(block.controls, stacked))
         grads = {name: torch.zeros_like(value) for name, value in values.items()}
-        _, a = backward_sweep(_block_vjp(block, values, grads), output, cotangent, block.step_sizes, block.terms)
-        return None, a, *grads.values()
+        restarts = dict(zip(ctx.keep, kept))
+        _, a = backward_sweep(_block_vjp(block, values, grads), output, cotangent, block.step_sizes, block.terms,
+                              restarts=restarts)
+        return None, None, a, *grads.values()
 
 
 def check_block(block: Any) -> None:
@@ -124,8 +156,10 @@ def check_block(block: Any) -> None:
 
 
 @torch.compiler.disable
-def block_adjoint(block: Any, y: torch.Tensor) -> torch.Tensor:
-    """block(y) whose backward pass solves the continuous adjoint equation (see the module docstring).
+def block_adjoint(block: Any, y: torch.Tensor, restart: str = "controls") -> torch.Tensor:
+    """block(y) whose backward pass solves the continuous adjoint equation (see the module docstring),
+    restarting y from the forward states at the control times (`restart="controls"`), at every step
+    (`"steps"`: memory grows with the steps) or nowhere (`"none"`: the output only, unstable backward).
 
     Under torch.compile this block runs eagerly (a graph break): its backward pass is a loop of
     vector-Jacobian products that autograd runs, not a graph to compile; the rest of the network compiles.
@@ -133,7 +167,7 @@ def block_adjoint(block: Any, y: torch.Tensor) -> torch.Tensor:
     check_block(block)
     if not torch.is_grad_enabled():
         return block.integrate(y)
-    return BlockAdjoint.apply(block, y, *block.controls.values())
+    return BlockAdjoint.apply(block, restart_steps(block, restart), y, *block.controls.values())
 
 
 # ---- plain callables f(t, y) ----------------------------------------------------------------------

@@ -146,7 +146,8 @@ class Reversible(GradientStrategy):
 
 class Adjoint(GradientStrategy):
     name = "adjoint"
-    summary = "keep the output, solve the continuous adjoint backward (optimise-then-discretise)"
+    summary = ("keep the output and the states at control times, solve the continuous adjoint backward "
+               "(optimise-then-discretise)")
 
     def check(self, block):
         check_block(block)
