@@ -6,8 +6,9 @@ Run: python benchmarks/memory.py   (CPU, a minute or two; float32; DoubleSym, 16
 
 What is counted (`rknet.analysis.memory.held_for_backward`): every storage created during the forward
 pass that is still alive when it returns, other than the output's, each once at its full size. That is
-what autograd's graph, checkpointing and selective checkpointing's caches and the reversible blocks'
-Functions hold until backward. The input batch and the parameters are not counted (they exist anyway).
+what autograd's graph, checkpointing and selective checkpointing's caches and the reversible blocks' and
+the adjoint strategy's Functions hold until backward. The input batch and the parameters are not counted
+(they exist anyway).
 Not counted either: the transient memory of one step recomputed during the backward pass.
 
 With --compiled the dispatch-level count is blind (compiled code allocates directly), so the tensors the
@@ -28,7 +29,7 @@ from rknet.layers import DoubleSym
 from rknet.reversible import HamiltonianBlock, LeapfrogBlock
 
 STEPS = (8, 16, 32, 64)
-MODES = ("backprop", "selective", "checkpoint", "leapfrog", "hamiltonian")
+MODES = ("backprop", "selective", "checkpoint", "adjoint", "leapfrog", "hamiltonian")
 REVERSIBLE_GROWTH = 1.2
 CHECKPOINT_SLOPE = 0.25
 
@@ -40,7 +41,14 @@ def make_block(mode: str, steps: int, channels: int, norm: str | None) -> torch.
         return LeapfrogBlock(layer, grid)
     if mode == "hamiltonian":
         return HamiltonianBlock(layer, t_states=grid)
+    if mode == "adjoint":  # keeps one state per control time: 5 of them, whatever the steps
+        return DynamicBlock(layer, "rk4", grid, rknet.uniform_grid(4, 4.0), gradient=mode)
     return DynamicBlock(layer, "rk4", grid, gradient=mode)
+
+
+def growth(counts: list[int]) -> float:
+    """Bytes held at the most steps over bytes held at the fewest (1 when both are 0: the adjoint's case)."""
+    return counts[-1] / counts[0] if counts[0] else (1.0 if counts[-1] == 0 else float("inf"))
 
 
 def held(block: torch.nn.Module, x: torch.Tensor) -> int:
@@ -103,13 +111,13 @@ def main() -> None:
     print("|---" * (len(STEPS) + 2) + "|")
     for mode, counts in table.items():
         cells = " | ".join(f"{c / mib:.2f}" for c in counts)
-        print(f"| {mode} | {cells} | {counts[-1] / counts[0]:.2f}x |")
+        print(f"| {mode} | {cells} | {growth(counts):.2f}x |")
 
     slope = {mode: (counts[-1] - counts[0]) / (STEPS[-1] - STEPS[0]) for mode, counts in table.items()}
-    reversible = max(table[m][-1] / table[m][0] for m in ("leapfrog", "hamiltonian"))
+    reversible = max(growth(table[m]) for m in ("leapfrog", "hamiltonian", "adjoint"))
     ratio = slope["checkpoint"] / slope["backprop"]
-    print(f"\nreversible growth {STEPS[0]}->{STEPS[-1]}: {reversible:.2f}x (goal <= {REVERSIBLE_GROWTH}x): "
-          f"{'holds' if reversible <= REVERSIBLE_GROWTH else 'FAILS'}")
+    print(f"\nreversible and adjoint growth {STEPS[0]}->{STEPS[-1]}: {reversible:.2f}x "
+          f"(goal <= {REVERSIBLE_GROWTH}x): {'holds' if reversible <= REVERSIBLE_GROWTH else 'FAILS'}")
     print(f"checkpoint bytes per extra step / backprop's: {ratio:.3f} (goal <= {CHECKPOINT_SLOPE}): "
           f"{'holds' if ratio <= CHECKPOINT_SLOPE else 'FAILS'}")
     print(f"selective bytes per extra step / backprop's: {slope['selective'] / slope['backprop']:.3f} "

@@ -6,12 +6,13 @@ train, compare and analyse the result.
 
 from . import analysis, layers
 from .block import Block
+from .compat import odeint, odeint_adjoint
 from .convert import from_dynamicblocks
 from .dynamic_block import DynamicBlock
 from .grid import GridWarning, refine_times, uniform_grid
-from .integrate import integrate
 from .layers import LAYERS
 from .network import ODENet
+from .ode import integrate
 from .rediscretize import rediscretize
 from .regularization import clip_weights_, time_regularization
 from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
@@ -27,6 +28,7 @@ __all__ = [
     "DEFAULTS", "GRADIENTS", "LAYERS", "METHODS", "TABLEAUS", "Block", "ButcherTableau", "DynamicBlock",
     "GradientStrategy", "GridWarning", "HamiltonianBlock", "LeapfrogBlock", "NetworkSpec", "ODENet",
     "ReversibleBlock", "TrainConfig", "__version__", "analysis", "clip_weights_", "evaluate_run",
-    "from_dynamicblocks", "get_tableau", "integrate", "layers", "load", "rediscretize", "refine_times",
+    "from_dynamicblocks", "get_tableau", "integrate", "layers", "load", "odeint", "odeint_adjoint", "rediscretize",
+    "refine_times",
     "time_regularization", "train", "uniform_grid",
 ]

@@ -1,4 +1,4 @@
-"""The `rknet` command: train | eval | compare | stability | spectrum | trajectories.
+"""The `rknet` command: train | eval | compare | stability | spectrum | trajectories | gradients.
 
 Errors become one line on stderr and a non-zero exit code.
 """
@@ -108,6 +108,17 @@ def _trajectories_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gradients_command(args: argparse.Namespace) -> int:
+    from .analysis import format_agreement, gradient_agreement, plot_agreement
+
+    run = load_run(args.run, args.device)
+    x, y = run.data.x_test[: args.samples].to(run.device), run.data.y_test[: args.samples].to(run.device)
+    rows = gradient_agreement(run.model, x, y, args.steps, args.method)
+    print(format_agreement(rows))
+    print(f"wrote {plot_agreement(rows, args.out or Path(args.run) / 'gradients.png')}")
+    return 0
+
+
 def _run_parser(commands, name: str, help_text: str, out_default: str):
     """A subcommand that reads a run folder and writes a figure (RUN, --out, --device)."""
     parser = commands.add_parser(name, help=help_text)
@@ -131,6 +142,14 @@ def _add_analysis_parsers(commands) -> None:
                                "of width 2)", "trajectories.png")
     trajectories.add_argument("--points", type=positive, default=300, help="test points to draw (default 300)")
     trajectories.set_defaults(handler=_trajectories_command)
+    gradients = _run_parser(commands, "gradients", "adjoint (optimise-then-discretise) against backprop gradients "
+                            "per block, over step counts and methods", "gradients.png")
+    gradients.add_argument("--method", type=comma_list(str, "names"), default=["euler", "rk4"],
+                           help="methods, comma-separated (default euler,rk4)")
+    gradients.add_argument("--steps", type=comma_list(positive, "positive integers"), default=[1, 2, 4, 8, 16],
+                           help="state steps per unit time, comma-separated (default 1,2,4,8,16)")
+    gradients.add_argument("--samples", type=positive, default=64, help="test samples in the batch (default 64)")
+    gradients.set_defaults(handler=_gradients_command)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,11 +33,11 @@ class DynamicBlock(Block):
     The control weights of every stage time are computed at construction, so `forward` is a fixed
     sequence of tensor operations. Batch norm keeps running statistics per evaluation (step x stage),
     as buffers of shape `(num_steps * stages, channels)`. `gradient` picks what the forward pass keeps
-    for the backward pass: backprop (default), selective or checkpoint (see `rknet.strategies`).
+    for the backward pass: backprop (default), selective, checkpoint or adjoint (see `rknet.strategies`).
     """
 
     family = "runge-kutta"
-    gradients = ("backprop", "selective", "checkpoint")
+    gradients = ("backprop", "selective", "checkpoint", "adjoint")
 
     def __init__(self, layer: Layer, method: str | ButcherTableau = "rk4",
                  t_states: Sequence[float] = (0, 1, 2, 3, 4), t_controls: Sequence[float] | None = None,
@@ -57,6 +57,7 @@ class DynamicBlock(Block):
         for site in layer.batch_norm_sites():
             self.register_buffer(f"{site}_running_mean", torch.zeros(evaluations, layer.channels))
             self.register_buffer(f"{site}_running_var", torch.ones(evaluations, layer.channels))
+        self.gradient.check(self)
 
     @property
     def method_name(self) -> str:

@@ -85,24 +85,29 @@ def integrate(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor
     the stage time as a Python float. Returns y at t[-1], or with `trajectory=True` the states at every
     time stacked along a new first dimension. Differentiable with respect to y0 and whatever f uses.
     """
-    if not isinstance(y0, torch.Tensor):
-        raise TypeError(f"y0 must be a torch.Tensor, got {type(y0).__name__}")
-    if not (y0.is_floating_point() or y0.is_complex()):
-        raise TypeError(f"y0 must be a floating-point tensor, got dtype {y0.dtype} (use y0.float())")
-    if not callable(f):
-        raise TypeError(f"f must be callable as f(t, y), got {type(f).__name__}")
+    check_problem(f, y0)
     times = as_times(t, "t")
     tableau = get_tableau(method)
     terms = stage_terms(tableau)
     stages, sizes = stage_times(times, tableau.c), step_sizes(times)
 
     def step(y: torch.Tensor, k: int) -> torch.Tensor:
-        return rk_step(lambda i, state: _slope(f, stages[k][i], state), y, sizes[k], terms)
+        return rk_step(lambda i, state: checked_slope(f, stages[k][i], state), y, sizes[k], terms)
 
     return (march_states if trajectory else march)(step, y0, len(sizes))
 
 
-def _slope(f: Callable[[float, torch.Tensor], torch.Tensor], t: float, y: torch.Tensor) -> torch.Tensor:
+def check_problem(f: Callable, y0: torch.Tensor) -> None:
+    """TypeError unless f is callable and y0 a floating-point (or complex) tensor."""
+    if not isinstance(y0, torch.Tensor):
+        raise TypeError(f"y0 must be a torch.Tensor, got {type(y0).__name__}")
+    if not (y0.is_floating_point() or y0.is_complex()):
+        raise TypeError(f"y0 must be a floating-point tensor, got dtype {y0.dtype} (use y0.float())")
+    if not callable(f):
+        raise TypeError(f"f must be callable as f(t, y), got {type(f).__name__}")
+
+
+def checked_slope(f: Callable[[float, torch.Tensor], torch.Tensor], t: float, y: torch.Tensor) -> torch.Tensor:
     """f(t, y), which must have y's shape (a silently broadcast slope would integrate another system)."""
     value = f(t, y)
     if not isinstance(value, torch.Tensor) or value.shape != y.shape:

@@ -5,9 +5,10 @@ the method.
 matrix products and recomputes the cheap operations between them; `checkpoint` keeps each step's input
 and recomputes the step in the backward pass (both for Runge-Kutta blocks). `reversible` keeps only the
 final state and runs the scheme backwards to rebuild the others (for reversible blocks: O(1) activation
-memory in depth). A strategy drives a block through the block interface (`integrate`, `step`,
-`num_steps`; `initial`/`run`/`reverse`/`output` for reversible schemes), so a new strategy is one new
-class here, never an edit of a block's forward.
+memory in depth). `adjoint` keeps the output and solves the continuous adjoint equation backward
+(`rknet.adjoint`: optimise-then-discretise, memory independent of the steps). A strategy drives a block
+through the block interface (`integrate`, `step`, `num_steps`; `initial`/`run`/`reverse`/`output` for
+reversible schemes), so a new strategy is one new class here, never an edit of a block's forward.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
+from .adjoint import block_adjoint, check_block
 from .integrate import march
 
 # The costly operations, whose outputs selective checkpointing keeps: convolutions and matrix products.
@@ -42,6 +44,9 @@ class GradientStrategy:
 
     def forward(self, block: Any, y: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def check(self, block: Any) -> None:
+        """Raise ValueError, when the block is built, if this strategy cannot serve `block`."""
 
     def __repr__(self) -> str:
         return self.name
@@ -139,7 +144,20 @@ class Reversible(GradientStrategy):
         return block.output(ReversibleFunction.apply(block, *block.initial(y), *block.controls.values()))
 
 
-GRADIENTS: dict[str, GradientStrategy] = {s.name: s for s in (Backprop(), Selective(), Checkpoint(), Reversible())}
+class Adjoint(GradientStrategy):
+    name = "adjoint"
+    summary = ("keep the output and the states at control times, solve the continuous adjoint backward "
+               "(optimise-then-discretise)")
+
+    def check(self, block):
+        check_block(block)
+
+    def forward(self, block, y):
+        return block_adjoint(block, y)
+
+
+GRADIENTS: dict[str, GradientStrategy] = {
+    s.name: s for s in (Backprop(), Selective(), Checkpoint(), Reversible(), Adjoint())}
 
 
 def get_gradient(name: str | GradientStrategy, accepted: tuple[str, ...], block: str) -> GradientStrategy:

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from .presets import PRESETS
+
 _TOLERANCE = 1e-12
 # Coefficients printed to 14 digits miss their exact values by ~1e-10 after a few sums: consistency and
 # order conditions accept that much round-off, and nothing near a real inconsistency (>= 1e-6 in practice).
@@ -70,11 +72,13 @@ class ButcherTableau:
     """A Runge-Kutta method `(A, b, c)`, validated on construction.
 
     `order` is computed from the order conditions `b^T Phi(t) = 1 / gamma(t)` over all rooted trees
-    (checked up to order 6), so a user-supplied tableau gets its true order, not a claimed one.
+    (checked up to order 8), so a user-supplied tableau gets its true order, not a claimed one. An
+    embedded pair also carries `b_hat`, the weights of a second solution of another order
+    (`embedded_order`, computed the same way), for error estimates and adaptive steps.
     """
 
     def __init__(self, a: Sequence[Sequence[float]], b: Sequence[float], c: Sequence[float],
-                 name: str | None = None) -> None:
+                 name: str | None = None, b_hat: Sequence[float] | None = None) -> None:
         self.b = _as_floats(b, "b")
         self.c = _as_floats(c, "c")
         stages = len(self.b)
@@ -100,6 +104,10 @@ class ButcherTableau:
         if abs(sum(self.b) - 1.0) > ROUND_OFF:
             raise ValueError(f"tableau b sums to {sum(self.b):.12g}; the weights b must sum to 1 "
                              "(consistency)")
+        self.b_hat = None if b_hat is None else _as_floats(b_hat, "b_hat")
+        if self.b_hat is not None and (len(self.b_hat) != stages or abs(sum(self.b_hat) - 1.0) > ROUND_OFF):
+            raise ValueError(f"tableau b_hat (embedded weights) must have {stages} entries summing to 1, got "
+                             f"{len(self.b_hat)} summing to {sum(self.b_hat):.12g}")
         if name is not None and (not isinstance(name, str) or not name.strip()):
             raise ValueError(f"tableau name must be a non-empty string, got {name!r}")
         self.name = name.strip() if name else "custom"
@@ -127,9 +135,17 @@ class ButcherTableau:
         Checked up to `MAX_ORDER_CHECKED` (8, 200 rooted trees); when all of them hold, the true order may
         be higher and `order_is_lower_bound` is True (the repr then says "order>=8").
         """
+        return self._order_of(self.b)
+
+    @functools.cached_property
+    def embedded_order(self) -> int | None:
+        """The order of the embedded solution (weights `b_hat`), or None without one."""
+        return None if self.b_hat is None else self._order_of(self.b_hat)
+
+    def _order_of(self, weights: tuple[float, ...]) -> int:
         order = 0
         for p in range(1, MAX_ORDER_CHECKED + 1):
-            if not all(self._condition_holds(tree) for tree in _rooted_trees(p)):
+            if not all(self._condition_holds(tree, weights) for tree in _rooted_trees(p)):
                 break
             order = p
         return order
@@ -139,9 +155,9 @@ class ButcherTableau:
         """True when every condition that was checked holds, so the order is at least `order`."""
         return self.order == MAX_ORDER_CHECKED
 
-    def _condition_holds(self, tree: tuple) -> bool:
+    def _condition_holds(self, tree: tuple, b: tuple[float, ...]) -> bool:
         weights = self._stage_weights(tree)
-        phi = sum(bi * wi for bi, wi in zip(self.b, weights))
+        phi = sum(bi * wi for bi, wi in zip(b, weights))
         return abs(phi - 1.0 / _density(tree)) <= ROUND_OFF
 
     def _stage_weights(self, tree: tuple) -> tuple[float, ...]:
@@ -176,50 +192,45 @@ class ButcherTableau:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ButcherTableau):
             return NotImplemented
-        return (self.a, self.b, self.c) == (other.a, other.b, other.c)
+        return (self.a, self.b, self.c, self.b_hat) == (other.a, other.b, other.c, other.b_hat)
 
     def __hash__(self) -> int:
-        return hash((self.a, self.b, self.c))
+        return hash((self.a, self.b, self.c, self.b_hat))
 
     def to_dict(self) -> dict[str, Any]:
-        """The tableau by value (name, a, b, c as floats): JSON-able, and `from_dict` rebuilds it exactly."""
-        return {"name": self.name, "a": [list(row) for row in self.a], "b": list(self.b), "c": list(self.c)}
+        """The tableau by value (name, a, b, c, and b_hat for an embedded pair, as floats): JSON-able, and
+        `from_dict` rebuilds it exactly."""
+        values = {"name": self.name, "a": [list(row) for row in self.a], "b": list(self.b), "c": list(self.c)}
+        if self.b_hat is not None:
+            values["b_hat"] = list(self.b_hat)
+        return values
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ButcherTableau:
-        """A tableau from a mapping with keys a, b, c (numbers or fraction strings) and optionally name."""
+        """A tableau from a mapping with keys a, b, c (numbers or fraction strings), optionally name and b_hat."""
         if not isinstance(values, Mapping):
             raise ValueError(f"a tableau must be a table with keys a, b, c and name, got {values!r}")
         missing = [key for key in ("a", "b", "c") if key not in values]
-        unknown = sorted(set(values) - {"a", "b", "c", "name"})
+        unknown = sorted(set(values) - {"a", "b", "c", "name", "b_hat"})
         if missing or unknown:
             problem = f"misses {', '.join(missing)}" if missing else f"has unknown keys {', '.join(unknown)}"
-            raise ValueError(f"a tableau {problem}; it takes a, b, c and an optional name")
-        return cls(values["a"], values["b"], values["c"], name=values.get("name"))
+            raise ValueError(f"a tableau {problem}; it takes a, b, c, an optional name and an optional b_hat "
+                             "(embedded weights)")
+        return cls(values["a"], values["b"], values["c"], name=values.get("name"), b_hat=values.get("b_hat"))
 
     def __repr__(self) -> str:
         order = f">={self.order}" if self.order_is_lower_bound else f"={self.order}"
-        return f"ButcherTableau(name={self.name!r}, stages={self.stages}, order{order})"
+        embedded = "" if self.b_hat is None else f", embedded_order={self.embedded_order}"
+        return f"ButcherTableau(name={self.name!r}, stages={self.stages}, order{order}{embedded})"
 
 
-def _tableau(name: str, a: list[list], b: list, c: list) -> ButcherTableau:
+def _tableau(name: str, a: list[list], b: list, c: list, b_hat: list | None = None) -> ButcherTableau:
     text = lambda values: [str(v) for v in values]  # noqa: E731  exact fractions, parsed by `coefficient`
-    return ButcherTableau([text(row) for row in a], text(b), text(c), name=name)
+    return ButcherTableau([text(row) for row in a], text(b), text(c), name=name,
+                          b_hat=None if b_hat is None else text(b_hat))
 
 
-_PRESETS = {
-    "euler": _tableau("euler", [[0]], [1], [0]),
-    "midpoint": _tableau("midpoint", [[0, 0], ["1/2", 0]], [0, 1], [0, "1/2"]),
-    "heun": _tableau("heun", [[0, 0], [1, 0]], ["1/2", "1/2"], [0, 1]),
-    "ralston": _tableau("ralston", [[0, 0], ["2/3", 0]], ["1/4", "3/4"], [0, "2/3"]),
-    "rk3": _tableau("rk3", [[0, 0, 0], ["1/2", 0, 0], [-1, 2, 0]], ["1/6", "2/3", "1/6"], [0, "1/2", 1]),
-    "ssprk3": _tableau("ssprk3", [[0, 0, 0], [1, 0, 0], ["1/4", "1/4", 0]], ["1/6", "1/6", "2/3"],
-                       [0, 1, "1/2"]),
-    "rk4": _tableau("rk4", [[0, 0, 0, 0], ["1/2", 0, 0, 0], [0, "1/2", 0, 0], [0, 0, 1, 0]],
-                    ["1/6", "1/3", "1/3", "1/6"], [0, "1/2", "1/2", 1]),
-    "rk38": _tableau("rk38", [[0, 0, 0, 0], ["1/3", 0, 0, 0], ["-1/3", 1, 0, 0], [1, -1, 1, 0]],
-                     ["1/8", "3/8", "3/8", "1/8"], [0, "1/3", "2/3", 1]),
-}
+_PRESETS = {name: _tableau(name, **coefficients) for name, coefficients in PRESETS.items()}
 
 TABLEAUS: tuple[str, ...] = tuple(_PRESETS)
 

@@ -1,9 +1,11 @@
-"""Analysis of rknet models: stability regions, Jacobian spectra, feature trajectories, memory.
+"""Analysis of rknet models: stability regions, Jacobian spectra, feature trajectories, memory, and the
+agreement of adjoint and backprop gradients.
 
 Plotting functions need matplotlib (`pip install 'rknet[plots]'`), imported only when they are called.
 """
 
 from .convergence import plot_evaluation
+from .gradients import format_agreement, gradient_agreement, plot_agreement
 from .krylov import arnoldi_eigenvalues
 from .memory import held_for_backward
 from .plots import plot_spectra, plot_stability_regions, plot_trajectories
@@ -12,7 +14,8 @@ from .stability import StabilityCount, count_unstable, is_stable, stability_grid
 from .trajectories import feature_trajectories, inference, logits_after_block
 
 __all__ = [
-    "BlockSpectrum", "StabilityCount", "arnoldi_eigenvalues", "block_spectra", "count_unstable",
+    "BlockSpectrum", "StabilityCount", "arnoldi_eigenvalues", "block_spectra", "count_unstable", "format_agreement",
+    "gradient_agreement", "plot_agreement",
     "feature_trajectories", "held_for_backward", "inference", "is_stable", "jacobian_spectrum", "logits_after_block",
     "plot_evaluation", "plot_spectra", "plot_stability_regions", "plot_trajectories", "stability_grid",
 ]
