@@ -14,6 +14,7 @@ there are solutions, not interpolants. The propagated solution is the one with w
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -118,13 +119,17 @@ def solve_adaptive(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.T
     for target in times[1:]:
         while t < target:
             if stats.accepted + stats.rejected >= max_steps:
-                raise RuntimeError(f"adaptive solve gave up after {max_steps} steps at t={t:g} (step {h:.3g}); "
-                                   "the problem may be stiff: loosen rtol/atol or use a fixed grid")
+                raise ValueError(f"adaptive solve gave up after {max_steps} steps at t={t:g} (step {h:.3g}); "
+                                 "the problem may be stiff, or atol = 0 with a zero state: loosen rtol/atol, give "
+                                 "atol > 0, or use a fixed grid")
             last = t + h >= target - 1e-12 * max(1.0, abs(target))
             size = target - t if last else h
             y_new, error, fsal = stepper.step(t, y, size, first)
             with torch.no_grad():
                 ratio = _rms(error / (atol + rtol * torch.maximum(y.abs(), y_new.abs())))
+            if not math.isfinite(ratio) or not math.isfinite(h):
+                raise ValueError(f"adaptive solve: the error estimate at t={t:g} is not finite; with atol = 0 a "
+                                 "state entry of exactly 0 makes the relative test undefined: give atol > 0")
             if ratio <= 1.0:
                 stats.accepted += 1
                 t, y = (target if last else t + size), y_new

@@ -63,7 +63,10 @@ def _eval_command(args: argparse.Namespace) -> int:
         require_matplotlib()
     for path in args.out or []:
         check_rows_file(path)
-    rows = evaluate_run(args.run, methods=args.method, steps=args.steps, device=args.device)
+    if args.rtol and args.steps:
+        raise ValueError("give --steps (fixed grids) or --rtol (adaptive steps), not both")
+    rows = evaluate_run(args.run, methods=args.method, steps=args.steps, device=args.device, rtols=args.rtol,
+                        atol=args.atol)
     print(format_table(rows))
     folder = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
     written = [write_rows(rows, folder / EVALUATION)] + [write_rows(rows, path) for path in args.out or []]
@@ -169,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--steps", type=comma_list(positive, "positive integers"),
                              help="state step counts, comma-separated")
     eval_parser.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    eval_parser.add_argument("--rtol", type=comma_list(float, "numbers"),
+                             help="relative tolerances, comma-separated: each block solved adaptively per image by "
+                                  "the --method embedded pairs (e.g. dopri5); reports layer evaluations per image")
+    eval_parser.add_argument("--atol", type=float, default=1e-6,
+                             help="absolute tolerance with --rtol (default 1e-6: states hold exact zeros, where a "
+                                  "purely relative test is undefined)")
     eval_parser.add_argument("--out", action="append", metavar="FILE",
                              help="also write the table to FILE.json or FILE.csv (repeatable); RUN/eval.json is "
                                   "always written")

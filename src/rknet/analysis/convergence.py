@@ -17,6 +17,7 @@ from ..figures import agg_figure, save_figure
 def plot_evaluation(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
     """Accuracy (left) and loss (right) against state steps per block, one line per method, the trained
     setting ringed; rows as `rknet.evaluate_run` returns them."""
+    rows = [row for row in rows if row["steps"] is not None]  # adaptive rows have no step count
     figure = agg_figure((10, 4))
     from matplotlib.ticker import NullLocator
 

@@ -14,13 +14,14 @@ from ..files import atomic_write_text, write_json
 from ..network import ODENet
 from ..rediscretize import rediscretize
 from ..runfiles import MODEL
+from .adaptive_eval import embedded_pair, evaluate_adaptive
 from .checkpoint import CheckpointError
 from .config import TrainConfig
 from .loop import evaluate
 from .model_io import read_model
 from .trainer import resolve_device
 
-COLUMNS = ("method", "steps", "test_acc", "test_loss", "trained")
+COLUMNS = ("method", "steps", "rtol", "test_acc", "test_loss", "evaluations_per_image", "trained")
 
 
 @dataclass
@@ -46,21 +47,35 @@ def load_run(folder: str | Path, device: str = "auto") -> SavedRun:
 
 
 def evaluate_run(folder: str | Path, methods: Sequence[str] | None = None, steps: Sequence[int] | None = None,
-                 device: str = "auto", batch_size: int = 512) -> list[dict[str, Any]]:
-    """Test loss and accuracy for every (method, steps) pair; None keeps the trained value."""
+                 device: str = "auto", batch_size: int = 512, rtols: Sequence[float] | None = None,
+                 atol: float = 1e-6) -> list[dict[str, Any]]:
+    """Test loss, accuracy and layer evaluations per image for every (method, steps) pair (None keeps the
+    trained value), or with `rtols` for every (method, rtol) pair, each an embedded pair stepping adaptively
+    (see `rknet.training.adaptive_eval`)."""
     run = load_run(folder, device)
     model, torch_device = run.model, run.device
     x, y = run.data.x_test.to(torch_device), run.data.y_test.to(torch_device)
     trained = model.spec
     rows = []
     for method in methods or [trained.method]:
+        if rtols:
+            pair = embedded_pair(method)
+            for rtol in rtols:
+                loss, accuracy, evaluations = evaluate_adaptive(model, x, y, pair, rtol, atol)
+                rows.append(_row(pair.name, None, rtol, loss, accuracy, evaluations, False))
+            continue
         for count in steps or [trained.num_steps]:
             variant = rediscretize(model, method, count).to(torch_device)
             loss, accuracy = evaluate(variant, x, y, batch_size, torch_device)
-            rows.append({"method": variant.spec.method_name, "steps": count, "test_loss": loss,
-                         "test_acc": accuracy, "trained": variant.spec.method == trained.method
-                         and count == trained.num_steps})
+            rows.append(_row(variant.spec.method_name, count, None, loss, accuracy, variant.evaluations_per_forward,
+                             variant.spec.method == trained.method and count == trained.num_steps))
     return rows
+
+
+def _row(method: str, steps: int | None, rtol: float | None, loss: float, accuracy: float, evaluations: float,
+         trained: bool) -> dict[str, Any]:
+    return {"method": method, "steps": steps, "rtol": rtol, "test_acc": accuracy, "test_loss": loss,
+            "evaluations_per_image": evaluations, "trained": trained}
 
 
 def check_rows_file(path: str | Path) -> Path:
@@ -77,15 +92,18 @@ def write_rows(rows: list[dict[str, Any]], path: str | Path) -> Path:
     if path.suffix == ".json":
         write_json(path, rows)
     else:
-        lines = [",".join(COLUMNS)] + [",".join(str(row[key]) for key in COLUMNS) for row in rows]
+        cell = lambda value: "" if value is None else str(value)  # noqa: E731
+        lines = [",".join(COLUMNS)] + [",".join(cell(row[key]) for key in COLUMNS) for row in rows]
         atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    lines = [f"{'method':<10}{'steps':>6}{'test acc':>10}{'test loss':>11}", "-" * 37]
+    """The rows as the table `rknet eval` prints: one line per method and steps (or tolerance)."""
+    lines = [f"{'method':<10}{'steps':>11}{'test acc':>10}{'test loss':>11}{'f-evals/image':>15}", "-" * 57]
     for row in rows:
         mark = "  (as trained)" if row["trained"] else ""
-        lines.append(f"{row['method']:<10}{row['steps']:>6}{100 * row['test_acc']:>9.2f}%"
-                     f"{row['test_loss']:>11.4f}{mark}")
+        steps = f"rtol {row['rtol']:.0e}" if row["steps"] is None else str(row["steps"])
+        lines.append(f"{row['method']:<10}{steps:>11}{100 * row['test_acc']:>9.2f}%{row['test_loss']:>11.4f}"
+                     f"{row['evaluations_per_image']:>15.1f}{mark}")
     return "\n".join(lines)
