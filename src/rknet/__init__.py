@@ -9,6 +9,8 @@ from .block import Block
 from .convert import from_dynamicblocks
 from .dynamic_block import DynamicBlock
 from .grid import GridWarning, refine_times, uniform_grid
+from .implicit import ImplicitSolveError, NewtonKrylov, SolveReport
+from .implicit_block import ImplicitBlock
 from .integrate import integrate
 from .layers import LAYERS
 from .network import ODENet
@@ -18,15 +20,15 @@ from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
 from .schemes import METHODS
 from .spec import DEFAULTS, NetworkSpec
 from .strategies import GRADIENTS, GradientStrategy
-from .tableau import TABLEAUS, ButcherTableau, get_tableau
+from .tableau import IMPLICIT_TABLEAUS, TABLEAUS, ButcherTableau, get_tableau
 from .training import TrainConfig, evaluate_run, load, train
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULTS", "GRADIENTS", "LAYERS", "METHODS", "TABLEAUS", "Block", "ButcherTableau", "DynamicBlock",
-    "GradientStrategy", "GridWarning", "HamiltonianBlock", "LeapfrogBlock", "NetworkSpec", "ODENet",
-    "ReversibleBlock", "TrainConfig", "__version__", "analysis", "clip_weights_", "evaluate_run",
-    "from_dynamicblocks", "get_tableau", "integrate", "layers", "load", "rediscretize", "refine_times",
-    "time_regularization", "train", "uniform_grid",
+    "DEFAULTS", "GRADIENTS", "IMPLICIT_TABLEAUS", "LAYERS", "METHODS", "TABLEAUS", "Block", "ButcherTableau",
+    "DynamicBlock", "GradientStrategy", "GridWarning", "HamiltonianBlock", "ImplicitBlock", "ImplicitSolveError",
+    "LeapfrogBlock", "NetworkSpec", "NewtonKrylov", "ODENet", "ReversibleBlock", "SolveReport", "TrainConfig",
+    "__version__", "analysis", "clip_weights_", "evaluate_run", "from_dynamicblocks", "get_tableau", "integrate",
+    "layers", "load", "rediscretize", "refine_times", "time_regularization", "train", "uniform_grid",
 ]
