@@ -9,11 +9,14 @@ from .block import Block
 from .convert import from_dynamicblocks
 from .dynamic_block import DynamicBlock
 from .grid import GridWarning, refine_times, uniform_grid
+from .imex import IMEX_PAIRS, ImexPair, integrate_imex
+from .imex_block import ImexBlock
 from .implicit import ImplicitSolveError, NewtonKrylov, SolveReport
 from .implicit_block import ImplicitBlock
 from .integrate import integrate
 from .layers import LAYERS
 from .network import ODENet
+from .operators import SymmetricOperator
 from .rediscretize import rediscretize
 from .regularization import clip_weights_, time_regularization
 from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
@@ -26,9 +29,10 @@ from .training import TrainConfig, evaluate_run, load, train
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULTS", "GRADIENTS", "IMPLICIT_TABLEAUS", "LAYERS", "METHODS", "TABLEAUS", "Block", "ButcherTableau",
-    "DynamicBlock", "GradientStrategy", "GridWarning", "HamiltonianBlock", "ImplicitBlock", "ImplicitSolveError",
-    "LeapfrogBlock", "NetworkSpec", "NewtonKrylov", "ODENet", "ReversibleBlock", "SolveReport", "TrainConfig",
-    "__version__", "analysis", "clip_weights_", "evaluate_run", "from_dynamicblocks", "get_tableau", "integrate",
-    "layers", "load", "rediscretize", "refine_times", "time_regularization", "train", "uniform_grid",
+    "DEFAULTS", "GRADIENTS", "IMEX_PAIRS", "IMPLICIT_TABLEAUS", "LAYERS", "METHODS", "TABLEAUS", "Block",
+    "ButcherTableau", "DynamicBlock", "GradientStrategy", "GridWarning", "HamiltonianBlock", "ImexBlock", "ImexPair",
+    "ImplicitBlock", "ImplicitSolveError", "LeapfrogBlock", "NetworkSpec", "NewtonKrylov", "ODENet",
+    "ReversibleBlock", "SolveReport", "SymmetricOperator", "TrainConfig", "__version__", "analysis", "clip_weights_",
+    "evaluate_run", "from_dynamicblocks", "get_tableau", "integrate", "integrate_imex", "layers", "load",
+    "rediscretize", "refine_times", "time_regularization", "train", "uniform_grid",
 ]

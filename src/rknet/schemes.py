@@ -15,16 +15,19 @@ from .block import Block
 from .configfiles import SUFFIXES, read_table
 from .dynamic_block import DynamicBlock
 from .implicit import require_solvable
+from .imex import IMEX_PAIRS
+from .imex_block import ImexBlock
 from .implicit_block import ImplicitBlock
 from .layers import Layer
 from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
 from .tableau import IMPLICIT_TABLEAUS, TABLEAUS, ButcherTableau, get_tableau
 
 REVERSIBLE_SCHEMES: dict[str, type[ReversibleBlock]] = {"leapfrog": LeapfrogBlock, "hamiltonian": HamiltonianBlock}
-METHODS: tuple[str, ...] = (*TABLEAUS, *IMPLICIT_TABLEAUS, *REVERSIBLE_SCHEMES)
+METHODS: tuple[str, ...] = (*TABLEAUS, *IMPLICIT_TABLEAUS, *IMEX_PAIRS, *REVERSIBLE_SCHEMES)
 FAMILIES = {"runge-kutta": "y' = f(y, theta(t)), one state",
             "leapfrog": "y'' = f(y, theta(t)), a second-order equation",
-            "hamiltonian": "two coupled states y and z"}
+            "hamiltonian": "two coupled states y and z",
+            "imex": "y' = -L y + f(y, theta(t)), L = K^T K learned and solved exactly"}
 
 Method = str | ButcherTableau
 
@@ -36,7 +39,7 @@ def is_tableau_file(method: Any) -> bool:
 def resolve_method(method: Any) -> Method:
     """A reversible scheme's name or a validated explicit or diagonally implicit tableau (read from a file
     when given a path)."""
-    if isinstance(method, str) and method.strip().lower() in REVERSIBLE_SCHEMES:
+    if isinstance(method, str) and method.strip().lower() in (*REVERSIBLE_SCHEMES, *IMEX_PAIRS):
         return method.strip().lower()
     if is_tableau_file(method):
         table = read_table(method, "tableau file")
@@ -57,7 +60,9 @@ def resolve_method(method: Any) -> Method:
 
 def family(method: Method) -> str:
     """Blocks of one family can be re-discretised into each other."""
-    return method if isinstance(method, str) else "runge-kutta"
+    if isinstance(method, str):
+        return "imex" if method in IMEX_PAIRS else method
+    return "runge-kutta"
 
 
 def method_name(method: Method) -> str:
@@ -66,13 +71,15 @@ def method_name(method: Method) -> str:
 
 def block_type(method: Method) -> type[Block]:
     if isinstance(method, str):
-        return REVERSIBLE_SCHEMES[method]
+        return ImexBlock if method in IMEX_PAIRS else REVERSIBLE_SCHEMES[method]
     return DynamicBlock if method.explicit else ImplicitBlock
 
 
 def build_block(method: Method, layer: Layer, t_states: Sequence[float], t_controls: Sequence[float] | None,
                 interpolation: str, gradient: str | None) -> Block:
     """A DynamicBlock for a tableau, or a reversible block (one control per step, t_controls unused)."""
+    if method in IMEX_PAIRS:
+        return ImexBlock(layer, method, t_states, t_controls, interpolation, gradient)
     if isinstance(method, str):
         return REVERSIBLE_SCHEMES[method](layer, t_states=t_states, gradient=gradient)
     return block_type(method)(layer, method, t_states, t_controls, interpolation, gradient)
