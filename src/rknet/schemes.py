@@ -14,9 +14,9 @@ from typing import Any
 from .block import Block
 from .configfiles import SUFFIXES, read_table
 from .dynamic_block import DynamicBlock
-from .implicit import require_solvable
 from .imex import IMEX_PAIRS
 from .imex_block import ImexBlock
+from .implicit import require_solvable
 from .implicit_block import ImplicitBlock
 from .layers import Layer
 from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
