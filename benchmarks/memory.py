@@ -10,6 +10,8 @@ what autograd's graph, checkpointing and selective checkpointing's caches and th
 the adjoint strategy's Functions hold until backward. The input batch and the parameters are not counted
 (they exist anyway).
 Not counted either: the transient memory of one step recomputed during the backward pass.
+The sdirk2 row is an implicit block (Newton-Krylov stages, gradient by the implicit function theorem); a
+second table holds its bytes at three solver tolerances, to show they do not grow with the iterations.
 
 With --compiled the dispatch-level count is blind (compiled code allocates directly), so the tensors the
 compiled forward saves for backward are counted instead, as `saved_tensors_hooks` see them (distinct
@@ -23,18 +25,18 @@ import argparse
 import torch
 
 import rknet
-from rknet import DynamicBlock
+from rknet import DynamicBlock, ImplicitBlock, NewtonKrylov
 from rknet.analysis.memory import held_for_backward
 from rknet.layers import DoubleSym
 from rknet.reversible import HamiltonianBlock, LeapfrogBlock
 
 STEPS = (8, 16, 32, 64)
-MODES = ("backprop", "selective", "checkpoint", "adjoint", "leapfrog", "hamiltonian")
+MODES = ("backprop", "selective", "checkpoint", "adjoint", "leapfrog", "hamiltonian", "sdirk2")
 REVERSIBLE_GROWTH = 1.2
 CHECKPOINT_SLOPE = 0.25
 
 
-def make_block(mode: str, steps: int, channels: int, norm: str | None) -> torch.nn.Module:
+def make_block(mode: str, steps: int, channels: int, norm: str | None, tol: float | None = None) -> torch.nn.Module:
     layer = DoubleSym(channels, dims=2, norm=norm)
     grid = rknet.uniform_grid(steps, 4.0)
     if mode == "leapfrog":
@@ -43,6 +45,8 @@ def make_block(mode: str, steps: int, channels: int, norm: str | None) -> torch.
         return HamiltonianBlock(layer, t_states=grid)
     if mode == "adjoint":  # keeps one state per control time: 5 of them, whatever the steps
         return DynamicBlock(layer, "rk4", grid, rknet.uniform_grid(4, 4.0), gradient=mode)
+    if mode == "sdirk2":  # implicit stages: Newton-Krylov, gradient by the implicit function theorem
+        return ImplicitBlock(layer, "sdirk2", grid, solver=NewtonKrylov(tol=tol))
     return DynamicBlock(layer, "rk4", grid, gradient=mode)
 
 
@@ -122,6 +126,18 @@ def main() -> None:
           f"{'holds' if ratio <= CHECKPOINT_SLOPE else 'FAILS'}")
     print(f"selective bytes per extra step / backprop's: {slope['selective'] / slope['backprop']:.3f} "
           "(no convolution recomputed)")
+    implicit_iterations(x, args.channels, norm)
+
+
+def implicit_iterations(x: torch.Tensor, channels: int, norm: str | None, steps: int = STEPS[0]) -> None:
+    """sdirk2's held bytes at a loose and a tight solver tolerance: more iterations, the same memory."""
+    print(f"\nsdirk2, {steps} steps: held for backward against the stage solves' iterations\n\n"
+          "| tolerance | Newton + GMRES iterations | MiB held |\n|---|---|---|")
+    for tol in (1e-2, 1e-4, 1e-6):
+        torch.manual_seed(0)
+        block = make_block("sdirk2", steps, channels, norm, tol)
+        count = held(block, x)
+        print(f"| {tol:g} | {block.report.newton + block.report.krylov} | {count / 2 ** 20:.2f} |")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ def test_stages_and_explicit_flag():
     assert not implicit.explicit
     with pytest.raises(ValueError, match="implicit"):
         implicit.require_explicit()
-    with pytest.raises(ValueError, match="implicit"):
-        rknet.integrate(lambda t, y: y, torch.ones(1), [0, 1], method=implicit)
+    gauss = ButcherTableau([[0.25, 0.25 - 3**0.5 / 6], [0.25 + 3**0.5 / 6, 0.25]], [0.5, 0.5],
+                           [0.5 - 3**0.5 / 6, 0.5 + 3**0.5 / 6], name="gauss2")
+    with pytest.raises(ValueError, match="fully implicit"):  # diagonally implicit ones: tests/test_implicit.py
+        rknet.integrate(lambda t, y: y, torch.ones(1), [0, 1], method=gauss)
 
 
 @pytest.mark.parametrize(("args", "message"), [

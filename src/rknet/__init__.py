@@ -10,25 +10,30 @@ from .compat import odeint, odeint_adjoint
 from .convert import from_dynamicblocks
 from .dynamic_block import DynamicBlock
 from .grid import GridWarning, refine_times, uniform_grid
+from .imex import IMEX_PAIRS, ImexPair, integrate_imex
+from .imex_block import ImexBlock
+from .implicit import ImplicitSolveError, NewtonKrylov, SolveReport
+from .implicit_block import ImplicitBlock
 from .layers import LAYERS
 from .network import ODENet
 from .ode import integrate
+from .operators import SymmetricOperator
 from .rediscretize import rediscretize
 from .regularization import clip_weights_, time_regularization
 from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
 from .schemes import METHODS
 from .spec import DEFAULTS, NetworkSpec
 from .strategies import GRADIENTS, GradientStrategy
-from .tableau import TABLEAUS, ButcherTableau, get_tableau
+from .tableau import IMPLICIT_TABLEAUS, TABLEAUS, ButcherTableau, get_tableau
 from .training import TrainConfig, evaluate_run, load, train
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULTS", "GRADIENTS", "LAYERS", "METHODS", "TABLEAUS", "Block", "ButcherTableau", "DynamicBlock",
-    "GradientStrategy", "GridWarning", "HamiltonianBlock", "LeapfrogBlock", "NetworkSpec", "ODENet",
-    "ReversibleBlock", "TrainConfig", "__version__", "analysis", "clip_weights_", "evaluate_run",
-    "from_dynamicblocks", "get_tableau", "integrate", "layers", "load", "odeint", "odeint_adjoint", "rediscretize",
-    "refine_times",
-    "time_regularization", "train", "uniform_grid",
+    "DEFAULTS", "GRADIENTS", "IMEX_PAIRS", "IMPLICIT_TABLEAUS", "LAYERS", "METHODS", "TABLEAUS", "Block",
+    "ButcherTableau", "DynamicBlock", "GradientStrategy", "GridWarning", "HamiltonianBlock", "ImexBlock", "ImexPair",
+    "ImplicitBlock", "ImplicitSolveError", "LeapfrogBlock", "NetworkSpec", "NewtonKrylov", "ODENet",
+    "ReversibleBlock", "SolveReport", "SymmetricOperator", "TrainConfig", "__version__", "analysis", "clip_weights_",
+    "evaluate_run", "from_dynamicblocks", "get_tableau", "integrate", "integrate_imex", "layers", "load", "odeint",
+    "odeint_adjoint", "rediscretize", "refine_times", "time_regularization", "train", "uniform_grid",
 ]

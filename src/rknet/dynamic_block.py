@@ -19,7 +19,7 @@ from .grid import (
     stage_weights,
     warn_knots_inside_steps,
 )
-from .integrate import march, march_states, rk_step, stage_terms
+from .integrate import Slope, march, march_states, rk_step, stage_terms
 from .layers import Layer
 from .norms import BatchStats
 from .strategies import GradientStrategy
@@ -38,13 +38,14 @@ class DynamicBlock(Block):
 
     family = "runge-kutta"
     gradients = ("backprop", "selective", "checkpoint", "adjoint")
+    implicit_stages = False  # True in subclasses that solve diagonally implicit stages (rknet.implicit_block)
 
     def __init__(self, layer: Layer, method: str | ButcherTableau = "rk4",
                  t_states: Sequence[float] = (0, 1, 2, 3, 4), t_controls: Sequence[float] | None = None,
                  interpolation: str = "linear", gradient: str | GradientStrategy | None = None) -> None:
         check_layer(layer)
         tableau = get_tableau(method)
-        terms = stage_terms(tableau)
+        terms = stage_terms(tableau, implicit=self.implicit_stages)
         states = as_times(t_states, "t_states", minimum=2)
         controls = states if t_controls is None else as_times(t_controls, "t_controls", minimum=1)
         check_interpolation(interpolation)
@@ -83,16 +84,19 @@ class DynamicBlock(Block):
                                  getattr(self, f"{site}_running_var")[evaluation])
                 for site in self.layer.batch_norm_sites()}
 
-    def step(self, y: torch.Tensor, k: int, cache: dict | None = None) -> torch.Tensor:
-        """Step k of the forward pass; `cache` shares interpolated controls between steps."""
-        cache = {} if cache is None else cache
+    def slope(self, k: int, cache: dict) -> Slope:
+        """slope(i, state): the layer at stage i of step k, with that evaluation's statistics."""
         stages = self.tableau.stages
 
         def slope(i: int, state: torch.Tensor) -> torch.Tensor:
             params = self._interpolate(self.weights[k][i], cache)
             return self.layer(params, state, self._stats(k * stages + i), self.training)
 
-        return rk_step(slope, y, self.step_sizes[k], self.terms)
+        return slope
+
+    def step(self, y: torch.Tensor, k: int, cache: dict | None = None) -> torch.Tensor:
+        """Step k of the forward pass; `cache` shares interpolated controls between steps."""
+        return rk_step(self.slope(k, {} if cache is None else cache), y, self.step_sizes[k], self.terms)
 
     def _cached_step(self):
         cache: dict = {}

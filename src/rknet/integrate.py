@@ -11,6 +11,7 @@ from typing import NamedTuple, TypeVar
 import torch
 
 from .grid import as_times, stage_times, step_sizes
+from .implicit import ImplicitStages, NewtonKrylov
 from .tableau import ButcherTableau, get_tableau
 
 Slope = Callable[[int, torch.Tensor], torch.Tensor]
@@ -46,9 +47,11 @@ class StageTerms(NamedTuple):
     needed: tuple[bool, ...]
 
 
-def stage_terms(tableau: ButcherTableau) -> StageTerms:
-    """Sparse view of an explicit tableau for `rk_step`; raises for an implicit one."""
-    tableau.require_explicit()
+def stage_terms(tableau: ButcherTableau, implicit: bool = False) -> StageTerms:
+    """Sparse view of an explicit tableau for `rk_step`; raises for an implicit one unless `implicit`, which
+    takes A's strictly lower part (the diagonal is then solved for by the slope, see `rknet.implicit`)."""
+    if not implicit:
+        tableau.require_explicit()
     s = tableau.stages
     rows = tuple(tuple((j, a) for j, a in enumerate(tableau.a[i][:i]) if a != 0.0) for i in range(s))
     weights = tuple((i, b) for i, b in enumerate(tableau.b) if b != 0.0)
@@ -78,8 +81,10 @@ def rk_step(slope: Slope, y: torch.Tensor, step: float, terms: StageTerms) -> to
 
 
 def integrate(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor, t,
-              method: str | ButcherTableau = "rk4", trajectory: bool = False) -> torch.Tensor:
-    """Integrate dy/dt = f(t, y) from y(t[0]) = y0 over the state times `t` with an explicit RK method.
+              method: str | ButcherTableau = "rk4", trajectory: bool = False,
+              solver: NewtonKrylov | None = None) -> torch.Tensor:
+    """Integrate dy/dt = f(t, y) from y(t[0]) = y0 over the state times `t` with an explicit or diagonally
+    implicit RK method (implicit stages solved by `solver`, default `NewtonKrylov()`; see `rknet.implicit`).
 
     `t` is any strictly increasing grid (non-uniform allowed; a tensor is read once, up front). `f` gets
     the stage time as a Python float. Returns y at t[-1], or with `trajectory=True` the states at every
@@ -88,11 +93,13 @@ def integrate(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor
     check_problem(f, y0)
     times = as_times(t, "t")
     tableau = get_tableau(method)
-    terms = stage_terms(tableau)
+    implicit = None if tableau.explicit else ImplicitStages(tableau, solver)
+    terms = stage_terms(tableau, implicit=implicit is not None)
     stages, sizes = stage_times(times, tableau.c), step_sizes(times)
 
     def step(y: torch.Tensor, k: int) -> torch.Tensor:
-        return rk_step(lambda i, state: checked_slope(f, stages[k][i], state), y, sizes[k], terms)
+        slope = lambda i, state: checked_slope(f, stages[k][i], state)  # noqa: E731
+        return rk_step(slope if implicit is None else implicit.slope(slope, sizes[k], k), y, sizes[k], terms)
 
     return (march_states if trajectory else march)(step, y0, len(sizes))
 

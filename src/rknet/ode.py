@@ -18,6 +18,7 @@ from . import integrate as fixed
 from .adaptive import solve_adaptive
 from .adjoint import callable_adjoint
 from .grid import as_times
+from .implicit import NewtonKrylov
 from .integrate import check_problem, checked_slope, stage_terms
 from .tableau import ButcherTableau, get_tableau
 
@@ -25,7 +26,8 @@ from .tableau import ButcherTableau, get_tableau
 def integrate(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor, t,
               method: str | ButcherTableau = "rk4", trajectory: bool = False, *, adjoint: bool = False,
               adjoint_params: Sequence[torch.Tensor] | None = None, rtol: float | None = None,
-              atol: float | None = None, stats: MutableMapping[str, int] | None = None) -> torch.Tensor:
+              atol: float | None = None, stats: MutableMapping[str, int] | None = None,
+              solver: NewtonKrylov | None = None) -> torch.Tensor:
     """Integrate dy/dt = f(t, y) from y(t[0]) = y0 and return y at t[-1] (with `trajectory=True`, the states
     at every time of `t`, stacked along a new first dimension).
 
@@ -33,7 +35,8 @@ def integrate(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor
     Python float and must return a tensor of y's shape. With `rtol` and/or `atol` (the other defaults to
     0), the method must be an embedded pair and steps adaptively, landing on every time of `t`; pass a
     dict as `stats` to receive {"evaluations", "accepted", "rejected"}. Otherwise the steps are the
-    intervals of `t`.
+    intervals of `t`; a diagonally implicit tableau (backward_euler, sdirk2, ...) solves each stage with
+    `solver` (default `rknet.NewtonKrylov()`).
 
     `adjoint=True` (fixed grid only) saves memory: gradients come from the continuous adjoint equation
     (optimise-then-discretise, accurate to the method's order, not the exact gradient of the discrete
@@ -53,11 +56,11 @@ def integrate(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor
         if stats is not None:
             stats.update(cost.as_dict())
         return solved if trajectory else solved[-1]
-    if stats is not None:
+    if stats is not None and tableau.explicit:  # implicit stages count their Newton iterations instead
         stats.update(evaluations=(len(times) - 1) * sum(stage_terms(tableau).needed),
                      accepted=len(times) - 1, rejected=0)
     if not adjoint:
-        return fixed.integrate(f, y0, times, tableau, trajectory)
+        return fixed.integrate(f, y0, times, tableau, trajectory, solver)
     params = adjoint_parameters(f, adjoint_params)
     return callable_adjoint(f, y0, times, stage_terms(tableau), tableau.c, trajectory, params)
 

@@ -1,6 +1,7 @@
-"""Methods by name or by value: every explicit tableau (a DynamicBlock) and the reversible schemes.
+"""Methods by name or by value: every explicit tableau (a DynamicBlock), every diagonally implicit one (an
+ImplicitBlock) and the reversible schemes.
 
-A method is a preset name (`TABLEAUS`), a reversible scheme (`leapfrog`, `hamiltonian`), a
+A method is a preset name (`TABLEAUS`, `IMPLICIT_TABLEAUS`), a reversible scheme (`leapfrog`, `hamiltonian`), a
 `ButcherTableau`, a mapping with a, b, c and name, or the path of a tableau file (.toml/.json/.yaml).
 """
 
@@ -13,15 +14,20 @@ from typing import Any
 from .block import Block
 from .configfiles import SUFFIXES, read_table
 from .dynamic_block import DynamicBlock
+from .imex import IMEX_PAIRS
+from .imex_block import ImexBlock
+from .implicit import require_solvable
+from .implicit_block import ImplicitBlock
 from .layers import Layer
 from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
-from .tableau import TABLEAUS, ButcherTableau, get_tableau
+from .tableau import IMPLICIT_TABLEAUS, TABLEAUS, ButcherTableau, get_tableau
 
 REVERSIBLE_SCHEMES: dict[str, type[ReversibleBlock]] = {"leapfrog": LeapfrogBlock, "hamiltonian": HamiltonianBlock}
-METHODS: tuple[str, ...] = (*TABLEAUS, *REVERSIBLE_SCHEMES)
+METHODS: tuple[str, ...] = (*TABLEAUS, *IMPLICIT_TABLEAUS, *IMEX_PAIRS, *REVERSIBLE_SCHEMES)
 FAMILIES = {"runge-kutta": "y' = f(y, theta(t)), one state",
             "leapfrog": "y'' = f(y, theta(t)), a second-order equation",
-            "hamiltonian": "two coupled states y and z"}
+            "hamiltonian": "two coupled states y and z",
+            "imex": "y' = -L y + f(y, theta(t)), L = K^T K learned and solved exactly"}
 
 Method = str | ButcherTableau
 
@@ -31,8 +37,9 @@ def is_tableau_file(method: Any) -> bool:
 
 
 def resolve_method(method: Any) -> Method:
-    """A reversible scheme's name or a validated explicit tableau (read from a file when given a path)."""
-    if isinstance(method, str) and method.strip().lower() in REVERSIBLE_SCHEMES:
+    """A reversible scheme's name or a validated explicit or diagonally implicit tableau (read from a file
+    when given a path)."""
+    if isinstance(method, str) and method.strip().lower() in (*REVERSIBLE_SCHEMES, *IMEX_PAIRS):
         return method.strip().lower()
     if is_tableau_file(method):
         table = read_table(method, "tableau file")
@@ -43,17 +50,19 @@ def resolve_method(method: Any) -> Method:
             raise ValueError(f"tableau file {method}: {error}") from error
     if isinstance(method, str):
         key = method.strip().lower()
-        if key not in TABLEAUS:
+        if key not in TABLEAUS and key not in IMPLICIT_TABLEAUS:
             raise ValueError(f"unknown method {method!r}; valid: {', '.join(METHODS)}, or a tableau file "
                              "(.toml/.json/.yaml with a, b, c and name)")
     elif not isinstance(method, (ButcherTableau, Mapping)):
         raise TypeError(f"method must be a name, a tableau file or a ButcherTableau, got {type(method).__name__}")
-    return get_tableau(method).require_explicit()
+    return require_solvable(get_tableau(method))
 
 
 def family(method: Method) -> str:
     """Blocks of one family can be re-discretised into each other."""
-    return method if isinstance(method, str) else "runge-kutta"
+    if isinstance(method, str):
+        return "imex" if method in IMEX_PAIRS else method
+    return "runge-kutta"
 
 
 def method_name(method: Method) -> str:
@@ -61,15 +70,19 @@ def method_name(method: Method) -> str:
 
 
 def block_type(method: Method) -> type[Block]:
-    return REVERSIBLE_SCHEMES[method] if isinstance(method, str) else DynamicBlock
+    if isinstance(method, str):
+        return ImexBlock if method in IMEX_PAIRS else REVERSIBLE_SCHEMES[method]
+    return DynamicBlock if method.explicit else ImplicitBlock
 
 
 def build_block(method: Method, layer: Layer, t_states: Sequence[float], t_controls: Sequence[float] | None,
                 interpolation: str, gradient: str | None) -> Block:
     """A DynamicBlock for a tableau, or a reversible block (one control per step, t_controls unused)."""
+    if method in IMEX_PAIRS:
+        return ImexBlock(layer, method, t_states, t_controls, interpolation, gradient)
     if isinstance(method, str):
         return REVERSIBLE_SCHEMES[method](layer, t_states=t_states, gradient=gradient)
-    return DynamicBlock(layer, method, t_states, t_controls, interpolation, gradient)
+    return block_type(method)(layer, method, t_states, t_controls, interpolation, gradient)
 
 
 def check_family(old: Method, new: Method) -> None:

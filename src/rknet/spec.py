@@ -14,7 +14,7 @@ from .grid import INTERPOLATIONS, as_times, check_span
 from .layers import ACTIVATIONS, DIMS, Layer, layer_name, make_layer
 from .norms import check_norm
 from .reversible import check_reversible_layer, uniform_step
-from .schemes import Method, block_type, build_block, family, method_name, resolve_method
+from .schemes import REVERSIBLE_SCHEMES, Method, block_type, build_block, family, method_name, resolve_method
 from .tableau import ButcherTableau, preset_name
 
 
@@ -71,11 +71,11 @@ class NetworkSpec:
     def _check_grids(self) -> None:
         states = as_times(self.t_states, "t_states")
         object.__setattr__(self, "t_states", states)
-        if isinstance(self.method, str):
+        if self.method in REVERSIBLE_SCHEMES:
             uniform_step(states, self.method)
         if self.t_controls is None:
             return
-        if isinstance(self.method, str):
+        if self.method in REVERSIBLE_SCHEMES:
             raise ValueError(f"{self.method} blocks keep one control per state step; t_controls cannot be set")
         controls = as_times(self.t_controls, "t_controls", minimum=1)
         check_span(states, controls)

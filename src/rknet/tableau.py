@@ -232,7 +232,23 @@ def _tableau(name: str, a: list[list], b: list, c: list, b_hat: list | None = No
 
 _PRESETS = {name: _tableau(name, **coefficients) for name, coefficients in PRESETS.items()}
 
+# Diagonally implicit presets (A lower triangular): integrated stage by stage, each stage solved by Newton-Krylov
+# (rknet.implicit). SDIRK2/SDIRK3 are Alexander's (1977) L-stable methods; gamma of SDIRK3 is the root of
+# x^3 - 3x^2 + 3x/2 - 1/6 in (1/6, 1/2), to 16 digits.
+_SDIRK2, _SDIRK3 = 0.2928932188134524, 0.4358665215084592
+_SDIRK3_B = (1.2084966491760107, -0.6443631706844699)
+_IMPLICIT_PRESETS = {
+    "backward_euler": _tableau("backward_euler", [[1]], [1], [1]),
+    "implicit_midpoint": _tableau("implicit_midpoint", [["1/2"]], [1], ["1/2"]),
+    "trapezoid": _tableau("trapezoid", [[0, 0], ["1/2", "1/2"]], ["1/2", "1/2"], [0, 1]),
+    "sdirk2": _tableau("sdirk2", [[_SDIRK2, 0], [1 - _SDIRK2, _SDIRK2]], [1 - _SDIRK2, _SDIRK2], [_SDIRK2, 1]),
+    "sdirk3": _tableau("sdirk3", [[_SDIRK3, 0, 0], [0.28206673924577036, _SDIRK3, 0], [*_SDIRK3_B, _SDIRK3]],
+                       [*_SDIRK3_B, _SDIRK3], [_SDIRK3, 0.7179332607542296, 1]),
+}
+_ALL_PRESETS = {**_PRESETS, **_IMPLICIT_PRESETS}
+
 TABLEAUS: tuple[str, ...] = tuple(_PRESETS)
+IMPLICIT_TABLEAUS: tuple[str, ...] = tuple(_IMPLICIT_PRESETS)
 
 
 def get_tableau(method: str | ButcherTableau | Mapping[str, Any]) -> ButcherTableau:
@@ -245,13 +261,13 @@ def get_tableau(method: str | ButcherTableau | Mapping[str, Any]) -> ButcherTabl
     if not isinstance(method, str):
         raise TypeError(f"method must be a name or a ButcherTableau, got {type(method).__name__}")
     key = method.strip().lower()
-    if key not in _PRESETS:
-        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(TABLEAUS)}, or a tableau file "
-                         "(.toml/.json with a, b, c)")
-    return _PRESETS[key]
+    if key not in _ALL_PRESETS:
+        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(_ALL_PRESETS)}, or a tableau "
+                         "file (.toml/.json with a, b, c)")
+    return _ALL_PRESETS[key]
 
 
 def preset_name(tableau: ButcherTableau) -> str | None:
     """The name of the preset with exactly these coefficients, else None (a user's own tableau)."""
-    preset = _PRESETS.get(tableau.name)
+    preset = _ALL_PRESETS.get(tableau.name)
     return tableau.name if preset is not None and preset == tableau else None

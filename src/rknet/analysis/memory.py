@@ -29,14 +29,20 @@ class _Allocations(TorchDispatchMode):
         output = func(*args, **(kwargs or {}))
         inputs = {_pointer(leaf) for leaf in tree_leaves((args, kwargs)) if isinstance(leaf, torch.Tensor)}
         for leaf in tree_leaves(output):
-            if isinstance(leaf, torch.Tensor) and _pointer(leaf) not in inputs:  # views and in-place
+            pointer = _pointer(leaf) if isinstance(leaf, torch.Tensor) else None
+            if pointer is not None and pointer not in inputs:  # views and in-place
                 storage = leaf.untyped_storage()  # results share their input's storage: not new memory
                 self.storages.append((StorageWeakRef(storage), storage.data_ptr(), storage.nbytes()))
         return output
 
 
-def _pointer(tensor: torch.Tensor) -> int:
-    return tensor.untyped_storage().data_ptr()
+def _pointer(tensor: torch.Tensor) -> int | None:
+    """The address of the tensor's storage; None for one without a readable storage (some intermediates of
+    forward-mode AD, as implicit blocks' Jacobian-vector products create)."""
+    try:
+        return tensor.untyped_storage().data_ptr()
+    except RuntimeError:
+        return None
 
 
 def held_for_backward(forward: Callable[[], Any]) -> int:

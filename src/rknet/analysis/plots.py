@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from ..figures import agg_figure, save_figure
+from ..imex import IMEX_PAIRS, get_imex_pair
 from ..network import ODENet
 from ..tableau import ButcherTableau, get_tableau
 from .spectrum import BlockSpectrum
@@ -95,7 +96,7 @@ def plot_stability_regions(methods: str | ButcherTableau | Sequence[str | Butche
     it is drawn once, with one legend entry naming them all.
     """
     from_one = isinstance(methods, (str, ButcherTableau))
-    tableaus = [get_tableau(method) for method in ([methods] if from_one else methods)]
+    tableaus = [tableau for method in ([methods] if from_one else methods) for tableau in _tableaus(method)]
     if not tableaus:
         raise ValueError("methods must hold at least one method name or ButcherTableau, got none")
     figure, (ax,) = _new_figure(1, (7.5, 7.0))
@@ -113,6 +114,15 @@ def plot_stability_regions(methods: str | ButcherTableau | Sequence[str | Butche
     ax.set_title("Stability regions |R(hλ)| ≤ 1 (shaded; line: |R(hλ)| = 1)")
     ax.legend(handles=handles, loc="upper left", framealpha=0.9)
     return save_figure(figure, path)
+
+
+def _tableaus(method: str | ButcherTableau) -> list[ButcherTableau]:
+    """A method's tableau; for an IMEX pair both halves (the explicit region bounds f's eigenvalues h lambda,
+    the implicit one those of -L)."""
+    if isinstance(method, str) and method.strip().lower() in IMEX_PAIRS:
+        pair = get_imex_pair(method)
+        return [pair.explicit, pair.implicit]
+    return [get_tableau(method)]
 
 
 def _window(points: torch.Tensor) -> tuple[tuple[float, float], tuple[float, float]]:
