@@ -42,6 +42,7 @@ OPTION_HELP = {
     "batch_size": "mini-batch size",
     "seed": "random seed for initialisation, split and batches",
     "device": "device",
+    "threads": "torch threads on the CPU (default: OMP_NUM_THREADS if set, else the cores not busy with other work)",
     "precision": "fp32, or bf16 autocast",
     "patience": "stop early once validation accuracy has not improved for this many epochs; the best model "
                 "is kept (default: never stop early)",

@@ -11,7 +11,7 @@ from ..checks import int_list, positive_int
 from ..training.config import TrainConfig, option_table
 
 # TrainConfig fields the grid sets itself; they cannot be given as fixed options.
-GRID_FIELDS = ("data", "method", "layer", "steps", "control_steps", "widths", "seed", "out")
+GRID_FIELDS = ("data", "method", "layer", "steps", "control_steps", "widths", "seed", "out", "threads")
 UNSUPPORTED_FIELDS = ("t_states", "t_controls")
 
 

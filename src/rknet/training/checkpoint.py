@@ -96,9 +96,9 @@ def _intact(path: Path) -> bool:
 
 
 def load_file(path: Path, what: str = "checkpoint") -> dict[str, Any]:
-    """torch.load with weights_only=True, then the checksum verified (files written before checksums
-    existed have none and are read as they are); an unreadable or altered file raises CheckpointError
-    in one line naming it."""
+    """torch.load with weights_only=True, then the checksum verified; an unreadable, unsealed or altered
+    file raises CheckpointError in one line naming it. (A file without a seal is refused rather than
+    trusted: a flipped bit in the seal's own key would otherwise pass as an unsealed file.)"""
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist")
     try:
@@ -110,11 +110,13 @@ def load_file(path: Path, what: str = "checkpoint") -> dict[str, Any]:
                               f"({_reason(error)})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{what} {path} does not hold an rknet {what} (found a {type(state).__name__})")
-    if DIGEST in state:
-        expected = state.pop(DIGEST)
-        if expected != content_digest(state):
-            raise CheckpointError(f"{what} {path} fails its SHA-256 check: its content changed after it was written "
-                                  "(a damaged disk or copy)")
+    if DIGEST not in state:
+        raise CheckpointError(f"{what} {path} has no SHA-256 seal: it is damaged, or was not written by this "
+                              "version of rknet")
+    expected = state.pop(DIGEST)
+    if expected != content_digest(state):
+        raise CheckpointError(f"{what} {path} fails its SHA-256 check: its content changed after it was written "
+                              "(a damaged disk or copy)")
     return state
 
 

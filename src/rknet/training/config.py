@@ -62,7 +62,7 @@ class TrainConfig:
     gradient: str | None = DEFAULTS.gradient
     # optimisation
     optimizer: str = "sgd"
-    lr: float = 0.1
+    lr: float = 0.2
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
@@ -70,9 +70,9 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     step_epochs: int = 10
     step_gamma: float = 0.1
-    epochs: int = 20
+    epochs: int = 10
     patience: int | None = None
-    batch_size: int = 64
+    batch_size: int = 128
     time_reg: float = 0.0
     clip: float | None = None
     multilevel: list[int] | None = None
@@ -80,6 +80,7 @@ class TrainConfig:
     # run
     seed: int = 0
     device: str = "auto"
+    threads: int | None = None
     precision: str = "fp32"
     compile: bool = False
     compile_mode: str = "default"
@@ -147,6 +148,8 @@ class TrainConfig:
             positive_int(name, getattr(self, name))
         if self.control_steps is not None:
             positive_int("control_steps", self.control_steps)
+        if self.threads is not None:
+            positive_int("threads", self.threads)
         if self.patience is not None:
             positive_int("patience", self.patience)
             if self.multilevel:

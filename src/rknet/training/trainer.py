@@ -16,6 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .. import distributed
 from ..checks import choice
+from ..cpu import use_threads
 from ..data import BatchLoader, Dataset, load_dataset
 from ..files import write_json
 from ..network import ODENet
@@ -141,6 +142,7 @@ def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | No
               show_progress: bool | None, log: Callable[[str], None]) -> TrainResult:
     """`train`'s work once the run folder is claimed."""
     device = distributed.setup(resolve_device(config.device))
+    threads, threads_source = use_threads(config.threads)
     main_process = distributed.rank() == 0
     if not main_process:
         log = _silent
@@ -176,7 +178,8 @@ def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | No
         write_json(folder / CONFIG, config.to_dict())
         log("configuration:\n" + json.dumps(config.to_dict(), indent=2))
     log(f"{_parameters(run.model):,} parameters, {data.name} data: {len(data.x_train)} train / {len(data.x_val)} "
-        f"val / {len(data.x_test)} test, device {device} x {distributed.world_size()} process(es), output {folder}")
+        f"val / {len(data.x_test)} test, device {device} x {distributed.world_size()} process(es), "
+        f"{threads} torch thread(s) ({threads_source}), output {folder}")
     metrics = MetricsLog(folder, history) if main_process else None
     try:
         for epoch in range(first_epoch, config.epochs + 1):
@@ -286,7 +289,8 @@ def _finish(folder: Path, config: TrainConfig, model: ODENet, best: dict[str, An
     summary = {"test_loss": test_loss, "test_acc": test_acc, "params": params, "epochs": config.epochs,
                "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "wall_seconds": wall_seconds,
                "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-               "processes": distributed.world_size(), "refinements": refinements, "stopped": stopped,
+               "processes": distributed.world_size(), "threads": torch.get_num_threads(),
+               "refinements": refinements, "stopped": stopped,
                "config": config.to_dict()}
     if main_process:
         save_model(folder / MODEL, model, config.to_dict())
