@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..files import write_json
 from ..runfiles import COMPARE_SIDECAR
 from .launchers.base import Launcher
 from .machine import Threads
@@ -45,6 +46,8 @@ def execute(runs: list[Run], launcher: Launcher, threads: Threads, workers: int,
     with tqdm(total=total, desc="compare", unit="run", disable=not show_progress, dynamic_ncols=True) as bar:
         def report(index: int, outcome: Outcome) -> None:
             outcomes[index] = outcome
+            if outcome.status == "failed":  # also when the run's process died before it could say so
+                mark_failed(outcome)
             bar.update(1)
             with tqdm.external_write_mode():
                 log(f"[{len(outcomes)}/{total}] {describe(outcome)}")
@@ -63,6 +66,13 @@ def execute(runs: list[Run], launcher: Launcher, threads: Threads, workers: int,
                 raise
             launcher.close()
     return [outcomes[i] for i in range(total)]
+
+
+def mark_failed(outcome: Outcome) -> None:
+    """Record a failed run's error in its sidecar, where `rknet compare --status` reads it (the next attempt
+    at the run removes it)."""
+    outcome.run.folder.mkdir(parents=True, exist_ok=True)
+    write_json(outcome.run.folder / COMPARE_SIDECAR, {"status": "failed", "error": outcome.error})
 
 
 def task(run: Run, threads: Threads, workers: int, launcher: str) -> dict[str, Any]:

@@ -29,8 +29,9 @@ class RunStatus:
 
 
 def run_status(folder: Path, now: float) -> RunStatus:
-    """complete (summary.json), failed (its sidecar says so), training (holds the run lock: a killed process
-    leaves it too, hence the age of its last write), interrupted (a checkpoint, no lock), starting (the
+    """complete (summary.json), failed (its sidecar says so, until the next attempt), training (holds the run
+    lock; a process killed unnoticed, e.g. with the grid's own command, leaves it too, hence the age of the last
+    checkpoint), interrupted (a checkpoint, no lock), starting (the
     lock but no checkpoint yet) or waiting (nothing written yet: queued, or not submitted)."""
     summary = read_json(folder / SUMMARY)
     if summary is not None:
@@ -38,7 +39,7 @@ def run_status(folder: Path, now: float) -> RunStatus:
                                                   f"{summary.get('wall_seconds', float('nan')):.1f} s")
     sidecar = read_json(folder / COMPARE_SIDECAR) or {}
     locked = (folder / LOCK).exists()
-    if sidecar.get("status") == "failed" and not locked:
+    if sidecar.get("status") == "failed":
         return RunStatus(folder.name, "failed", str(sidecar.get("error", "")))
     if not (folder / CHECKPOINT).is_file():
         return RunStatus(folder.name, "starting" if locked else "waiting")
