@@ -20,10 +20,9 @@ THREADS_CPUS = "--cpus-per-run"  # where a cluster run's torch threads came from
 SUBMITIT_CLUSTERS = ("slurm", "local")  # submitit's local executor: the SLURM path tried on this machine
 # Which launchers each resource applies to (the others refuse it rather than ignore it).
 APPLIES: dict[str, tuple[str, ...]] = {
-    "partition": ("slurm",), "time_limit": ("slurm",), "slurm_options": ("slurm",), "submitit_cluster": ("slurm",),
-    "ray_address": ("ray",),
-    "gpus_per_run": CLUSTER_LAUNCHERS, "cpus_per_run": CLUSTER_LAUNCHERS, "mem_gb": CLUSTER_LAUNCHERS,
-    "max_parallel": CLUSTER_LAUNCHERS, "retries": CLUSTER_LAUNCHERS,
+    "partition": ("slurm",), "gpus_per_run": CLUSTER_LAUNCHERS, "cpus_per_run": CLUSTER_LAUNCHERS,
+    "mem_gb": CLUSTER_LAUNCHERS, "time_limit": ("slurm",), "max_parallel": CLUSTER_LAUNCHERS,
+    "retries": CLUSTER_LAUNCHERS, "ray_address": ("ray",), "slurm_options": ("slurm",), "submitit_cluster": ("slurm",),
 }
 
 
