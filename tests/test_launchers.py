@@ -124,3 +124,23 @@ def test_status_reads_each_run_from_its_folder(tmp_path, cli):
     assert lines[-1] == "6 runs: 1 complete, 1 failed, 1 training, 1 interrupted, 1 starting, 1 waiting"
     code, _, err = cli("compare", "--status", tmp_path)
     assert code == 2 and "holds no comparison" in err
+
+
+def test_resources_reach_the_sbatch_script(tmp_path, monkeypatch):
+    """submitit's SLURM executor writes the job script from the resources (a stand-in srun lets it start
+    without a cluster; nothing is submitted)."""
+    submitit = pytest.importorskip("submitit")
+    from rknet.experiments.launchers.slurm import job_parameters
+
+    (tmp_path / "srun").write_text("#!/bin/sh\nexit 1\n")
+    (tmp_path / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{Path(sys.executable).parent}")
+    spec = CompareSpec.coerce(parse("--launcher", "slurm", "--partition", "gpu", "--gpus-per-run", "1",
+                                    "--cpus-per-run", "8", "--mem-gb", "32", "--time-limit", "240",
+                                    "--slurm-option", "account=abc", "--out", "o"))
+    executor = submitit.AutoExecutor(folder=tmp_path / "jobs", cluster="slurm")
+    executor.update_parameters(**job_parameters(spec.resources))
+    script = executor._executor._make_submission_file_text("python -u -m submitit.core._submit", "uid")
+    for line in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--mem=32GB", "--time=240",
+                 "--account=abc", "--ntasks-per-node=1", "--signal=USR2@"):
+        assert f"#SBATCH {line}" in script
