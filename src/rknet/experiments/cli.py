@@ -11,13 +11,30 @@ from ..training.config import TrainConfig
 from .axes import GRID_FIELDS, UNSUPPORTED_FIELDS
 from .compare import run_grid
 from .plan import CompareSpec
+from .resources import APPLIES, LAUNCHERS, SUBMITIT_CLUSTERS, Resources
+from .status import status_lines
 
 EXIT_FAILED_RUNS = 1
 DESCRIPTION = (
     "Train every combination of methods x layers x steps x control grids x widths, for several seeds, on one "
     "data set, and write OUT/results.csv, OUT/report.md and plots. Each run is a normal `rknet train` run "
     "in OUT/runs/NAME-seedK; rerunning the command skips complete runs and resumes interrupted ones. "
+    "--launcher slurm or ray trains the runs on a cluster; --status OUT shows each run's state. "
     "Exit code 1 when some run failed (the others are still reported).")
+RESOURCE_HELP = {
+    "partition": "SLURM partition of the jobs",
+    "gpus_per_run": "GPUs per run (default: none on SLURM; on Ray one when the cluster has GPUs)",
+    "cpus_per_run": "CPUs per run, also its torch threads unless --threads or OMP_NUM_THREADS say otherwise",
+    "mem_gb": "memory per run, in GB",
+    "time_limit": "SLURM time limit per job, in minutes; a job that reaches it is requeued and resumes",
+    "max_parallel": "runs at a time (SLURM array parallelism; Ray tasks in flight; default no limit)",
+    "retries": "restarts of a run whose job, worker or node was lost (SLURM requeues after the time limit; Ray "
+               "task retries); each resumes from the run's last checkpoint",
+    "ray_address": "the Ray cluster, as ray.init(address=...) takes it: auto, HOST:PORT, ray://HOST:10001 "
+                   "(default: RAY_ADDRESS, else a new local instance)",
+    "slurm_options": "a further sbatch option as NAME=VALUE, e.g. account=abc (repeatable)",
+    "submitit_cluster": "where submitit sends the jobs: slurm, or local to try the grid on this machine",
+}
 
 
 def _control(text: str) -> int | None:
@@ -86,13 +103,37 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
                                       "in the config file")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                         help="progress bar over the grid (default: only on a terminal)")
+    parser.add_argument("--status", metavar="OUT", help="print the state of every run of the comparison in OUT, "
+                        "read from its folders, and exit (nothing is trained)")
+    _add_launcher_options(parser)
     fixed = parser.add_argument_group("fixed training options", "the same for every run; as for rknet train")
     add_config_options(fixed, base_option_fields())
     parser.set_defaults(handler=compare_command)
     return parser
 
 
-AXES = ("data", "methods", "layers", "steps", "control_steps", "widths", "seeds", "workers", "threads", "out")
+def _add_launcher_options(parser: argparse.ArgumentParser) -> None:
+    """--launcher and the resources of a cluster grid (CompareSpec and Resources hold the defaults)."""
+    group = parser.add_argument_group("where the runs train", "--launcher local (default) trains here; slurm and "
+                                      "ray need their extra: pip install 'rknet[slurm]' or 'rknet[ray]'")
+    group.add_argument("--launcher", type=str.lower, choices=LAUNCHERS,
+                       help="local worker processes, SLURM jobs (submitit) or Ray tasks "
+                            f"(default {_default('launcher')})")
+    types = {"gpus_per_run": int, "cpus_per_run": positive, "mem_gb": float, "time_limit": positive,
+             "max_parallel": positive, "retries": int}
+    defaults = Resources()
+    for name in APPLIES:
+        flag = "--slurm-option" if name == "slurm_options" else "--" + name.replace("_", "-")
+        default = getattr(defaults, name)
+        shown = "" if default in (None, {}) or name == "gpus_per_run" else f" (default {default})"
+        extra = {"action": "append", "dest": name} if name == "slurm_options" else {"type": types.get(name, str)}
+        if name == "submitit_cluster":
+            extra["choices"] = SUBMITIT_CLUSTERS
+        group.add_argument(flag, help=f"{' and '.join(APPLIES[name])}: {RESOURCE_HELP[name]}{shown}", **extra)
+
+
+AXES = ("data", "methods", "layers", "steps", "control_steps", "widths", "seeds", "workers", "threads", "launcher",
+        "out")
 
 
 def spec_from_args(args: argparse.Namespace) -> CompareSpec:
@@ -100,6 +141,9 @@ def spec_from_args(args: argparse.Namespace) -> CompareSpec:
     values = read_table(args.config, "compare config file") if args.config else {}
     values = {str(key).replace("-", "_"): value for key, value in values.items()}
     spec = {key: values.pop(key) for key in AXES if key in values}
+    resources = dict(values.pop("resources", None) or {})  # a [resources] table, or the same keys at the top
+    resources.update({key: values.pop(key) for key in APPLIES if key in values})
+    resources.update({key: getattr(args, key) for key in APPLIES if getattr(args, key) is not None})
     options = dict(values.pop("options", {}), **values)
     given = {key: getattr(args, key) for key in AXES if getattr(args, key) is not None}
     if "widths" in given:
@@ -108,10 +152,14 @@ def spec_from_args(args: argparse.Namespace) -> CompareSpec:
     options.update({f.name: getattr(args, f.name) for f in base_option_fields() if getattr(args, f.name) is not None})
     if spec.get("out") is None:
         raise ValueError("give the output folder: --out OUT (or out in the config file)")
-    return CompareSpec.coerce(dict(spec, options=options))
+    return CompareSpec.coerce(dict(spec, options=options, resources=resources))
 
 
 def compare_command(args: argparse.Namespace) -> int:
-    """Handler of `rknet compare`: 0 when every run completed, 1 when some failed."""
+    """Handler of `rknet compare`: 0 when every run completed, 1 when some failed; with --status, 0 after
+    printing the state of every run."""
+    if args.status is not None:
+        print("\n".join(status_lines(args.status)))
+        return 0
     results = run_grid(spec_from_args(args), show_progress=args.progress)
     return EXIT_FAILED_RUNS if results.failed else 0

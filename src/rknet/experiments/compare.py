@@ -10,10 +10,12 @@ from typing import Any
 from ..figures import PlotsUnavailable, require_matplotlib
 from ..files import write_json
 from ..runfiles import COMPARE_SPEC, REPORT, RESULTS_CSV, RUNS
-from .machine import cores, resolve_threads
+from .launchers import make_launcher
+from .machine import THREADS_DEFAULT, Threads, cores, resolve_threads
 from .plan import CompareSpec, Run, plan, plural
 from .plots import draw_all
 from .report import write_report
+from .resources import THREADS_CPUS
 from .results import SettingResult, collect, write_csv
 from .runner import Outcome, execute
 
@@ -47,27 +49,32 @@ def run_grid(spec: CompareSpec | dict[str, Any], *, show_progress: bool | None =
 
     Every configuration is validated first (ValueError naming the bad value, before any run starts). A
     run whose folder OUT/runs/NAME holds summary.json is skipped; one with a checkpoint but no summary is
-    resumed. Runs train in fresh spawned processes, `spec.workers` at a time, each with `spec.threads` torch
-    threads (default: OMP_NUM_THREADS if set, else the cores shared out among the workers). A failed run (diverged,
+    resumed. With the local launcher runs train in fresh spawned processes, `spec.workers` at a time, each
+    with `spec.threads` torch threads (default: OMP_NUM_THREADS if set, else the cores shared out among the
+    workers); with `slurm` or `ray` as cluster jobs or tasks (threads default: the CPUs per run), the command
+    waiting for them and reporting each as it finishes. A failed run (diverged,
     crashed) does not stop the grid: it is reported and left out of the means. `show_progress`: a bar
     over the grid (default: only on a terminal); `log` gets one line per run either way.
     """
     spec, runs = plan(spec)
     threads = resolve_threads(spec.workers, spec.threads)
+    if spec.launcher != "local" and threads.source == THREADS_DEFAULT:  # this machine's cores say nothing there
+        threads = Threads(spec.resources.cpus_per_run, THREADS_CPUS)
     out = Path(spec.out)
+    launcher = make_launcher(spec.launcher, spec.resources, spec.workers, threads, out)
     (out / RUNS).mkdir(parents=True, exist_ok=True)
     write_json(out / COMPARE_SPEC, spec.to_dict())
     pending = sum(run.state != "complete" for run in runs)
     log(f"compare: {plural(len(runs), 'run')} ({plural(len(spec.settings()), 'setting')} x "
         f"{plural(len(spec.seed_list()), 'seed')}), {len(runs) - pending} already complete; output {out}; "
-        f"{plural(spec.workers, 'worker')} x {plural(threads.per_worker, 'torch thread')} ({threads.source})")
-    if spec.workers * threads.per_worker > cores():
+        f"{launcher.describe()}")
+    if spec.launcher == "local" and spec.workers * threads.per_worker > cores():
         log(f"compare: warning: {spec.workers} x {threads.per_worker} threads exceed the {cores()} cores: runs "
             "will compete for them and their times will not mean much")
     plots_missing = _plots_missing()
     if plots_missing:
         log(f"compare: {plots_missing}; the report will have no plots")
-    outcomes = execute(runs, spec.workers, threads, show_progress, log)
+    outcomes = execute(runs, launcher, threads, spec.workers, show_progress, log)
     results = collect(runs)
     csv = write_csv(results, out / RESULTS_CSV)
     plots = {} if plots_missing else draw_all(results, out)

@@ -23,6 +23,7 @@ from ..spec import DEFAULTS
 from ..training.config import TrainConfig
 from ..training.trainer import resolve_device
 from .axes import fixed_options, names, positive_ints, seeds, sequence, widths_lists
+from .resources import LAUNCHERS, Resources
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,9 @@ class CompareSpec:
     `control_steps` values of None put the controls on the state grid. `seeds` is a count n (seeds
     0 .. n-1) or explicit seeds. `options` holds any other TrainConfig options (epochs, lr,
     batch_size, norm, ...), the same for every run. `workers` runs that many trainings at a time, each
-    with `threads` torch threads (None: OMP_NUM_THREADS if set, else the cores shared out).
+    with `threads` torch threads (None: OMP_NUM_THREADS if set, else the cores shared out). `launcher`
+    says where runs train (`local`, `slurm`, `ray`); `resources` what each run asks a cluster for
+    (a `Resources` or a dict of its fields; cluster launchers only).
     """
 
     out: str | Path
@@ -103,6 +106,8 @@ class CompareSpec:
     options: dict[str, Any] = field(default_factory=dict)
     workers: int = 1
     threads: int | None = None
+    launcher: str = "local"
+    resources: Resources | dict[str, Any] = field(default_factory=Resources)
 
     @classmethod
     def coerce(cls, spec: CompareSpec | dict[str, Any]) -> CompareSpec:
@@ -119,6 +124,14 @@ class CompareSpec:
             raise ValueError("out must name the output folder of the comparison")
         if not isinstance(spec.data, str) or not spec.data.strip():
             raise ValueError(f"data must be a data set name, got {spec.data!r}")
+        launcher = spec.launcher.strip().lower() if isinstance(spec.launcher, str) else spec.launcher
+        if launcher not in LAUNCHERS:
+            raise ValueError(f"unknown launcher {spec.launcher!r}; valid: {', '.join(LAUNCHERS)}")
+        resources = Resources.coerce(spec.resources)
+        resources.check(launcher)
+        if launcher != "local" and spec.workers != 1:
+            raise ValueError(f"workers applies to --launcher local; with {launcher}, limit the runs at a time "
+                             "with --max-parallel")
         return dataclasses.replace(
             spec,
             out=Path(spec.out),
@@ -133,6 +146,8 @@ class CompareSpec:
             options=fixed_options(spec.options),
             workers=positive_ints("workers", spec.workers),
             threads=None if spec.threads is None else positive_ints("threads", spec.threads),
+            launcher=launcher,
+            resources=resources,
         )
 
     def settings(self) -> list[Setting]:
@@ -171,6 +186,8 @@ class CompareSpec:
             parts += ["--workers", str(self.workers)]
         if self.threads is not None:
             parts += ["--threads", str(self.threads)]
+        if self.launcher != "local":
+            parts += ["--launcher", self.launcher, *Resources.coerce(self.resources).flags()]
         parts += ["--out", str(self.out)]
         return shlex.join(parts)
 
@@ -200,7 +217,8 @@ def plan(spec: CompareSpec | dict[str, Any]) -> tuple[CompareSpec, list[Run]]:
     """The normalised spec and its runs (seed-major order), every configuration validated.
 
     Raises ValueError naming the first bad value, or a run folder that holds a run with other options,
-    before anything is trained.
+    before anything is trained. The device is checked here only for the local launcher (a cluster's
+    device is not this machine's).
     """
     spec = CompareSpec.coerce(spec)
     check_data(spec.data)
@@ -210,13 +228,19 @@ def plan(spec: CompareSpec | dict[str, Any]) -> tuple[CompareSpec, list[Run]]:
             options = dict(spec.options, data=spec.data, method=setting.method, layer=setting.layer,
                            steps=setting.steps, control_steps=setting.control_steps,
                            widths=list(setting.widths), seed=seed)
-            folder = Path(spec.out) / RUNS / f"{setting.name}-seed{seed}"
+            folder = run_folder(spec.out, setting, seed)
             runs.append(Run(setting, seed, TrainConfig.from_dict(dict(options, out=str(folder))).validate(),
                             folder))
-    resolve_device(runs[0].config.device)
+    if spec.launcher == "local":
+        resolve_device(runs[0].config.device)
     for run in runs:
         check_existing(run)
     return spec, runs
+
+
+def run_folder(out: str | Path, setting: Setting, seed: int) -> Path:
+    """OUT/runs/<setting name>-seed<k>: where one run of a grid writes."""
+    return Path(out) / RUNS / f"{setting.name}-seed{seed}"
 
 
 def check_data(data: str) -> None:

@@ -11,8 +11,10 @@ from ..files import atomic_write_text
 from ..runfiles import RUNS
 from .machine import LOAD_INTERVAL, THREADS_ENV, THREADS_OPTION, Threads, cores
 from .plan import CompareSpec, plural, varying_phrases, widths_text
+from .resources import THREADS_CPUS, Resources
 from .results import SettingResult
-from .runner import CUDA_MEMORY, Outcome, peak_resettable
+from .runner import Outcome
+from .worker import CUDA_MEMORY, peak_resettable
 
 CONTENDED_MARK = "†"
 
@@ -62,7 +64,8 @@ def results_table(results: list[SettingResult]) -> str:
 
 def threads_text(results: list[SettingResult], threads: Threads) -> str:
     """The torch threads of this invocation and where they came from, and of the runs, where they differ."""
-    origin = {THREADS_OPTION: "from --threads", THREADS_ENV: "from OMP_NUM_THREADS"}.get(
+    origin = {THREADS_OPTION: "from --threads", THREADS_ENV: "from OMP_NUM_THREADS",
+              THREADS_CPUS: "the CPUs per run"}.get(
         threads.source, f"the {plural(cores(), 'core')} shared out among the workers")
     text = f"{plural(threads.per_worker, 'torch thread')} each ({origin})"
     recorded = Counter(count for r in results for count in r.threads)
@@ -93,12 +96,22 @@ def timing_warnings(results: list[SettingResult], spec: CompareSpec, threads: Th
             f"amount and the cost comparison between settings is unreliable (marked {CONTENDED_MARK} in the table). "
             f"Affected: {names}. For trustworthy times, rerun on an idle machine with another `--out` (or after "
             f"deleting `{RUNS}/`).")
-    if spec.workers * threads.per_worker > cores():
+    if spec.launcher == "local" and spec.workers * threads.per_worker > cores():
         warnings.append(
             f"**More threads than cores.** {plural(spec.workers, 'worker')} x {plural(threads.per_worker, 'thread')}"
             f" = {spec.workers * threads.per_worker} on {plural(cores(), 'core')}: the runs compete with each "
             "other for the cores, so their times are inflated; use fewer `--workers` or `--threads`.")
     return warnings
+
+
+def processes_row(spec: CompareSpec, results: list[SettingResult], threads: Threads) -> str:
+    """Where the runs trained: local worker processes, or the cluster launcher and its resources."""
+    if spec.launcher == "local":
+        return (f"| processes | {spec.workers} worker process{'es' if spec.workers > 1 else ''} "
+                f"({'reused between runs' if peak_resettable() else 'a fresh one per run'}), "
+                f"{threads_text(results, threads)} |")
+    given = " ".join(Resources.coerce(spec.resources).flags()) or "the defaults"
+    return f"| launcher | {spec.launcher} (resources: {given}), {threads_text(results, threads)} |"
 
 
 def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], outcomes: list[Outcome],
@@ -136,9 +149,7 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
         "configuration is in its `config.json`) |",
         f"| runs | {len(outcomes)}: {counts['trained']} trained, {counts['resumed']} resumed, "
         f"{counts['skipped']} skipped (already complete), {counts['failed']} failed |",
-        f"| processes | {spec.workers} worker process{'es' if spec.workers > 1 else ''} "
-        f"({'reused between runs' if peak_resettable() else 'a fresh one per run'}), "
-        f"{threads_text(results, threads)} |",
+        processes_row(spec, results, threads),
         f"| device | {devices} |",
         "",
         "## Results",
