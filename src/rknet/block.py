@@ -16,6 +16,7 @@ from torch import nn
 
 from .controls import ParameterSpec, stacked_controls
 from .grid import interpolation_weights, refine_times, step_sizes
+from .integrate import march, march_states
 from .layers import Layer
 from .strategies import GradientStrategy, get_gradient
 
@@ -72,13 +73,22 @@ class Block(nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return self.gradient.forward(self, y)
 
+    def step(self, y: torch.Tensor, k: int, cache: dict | None = None) -> torch.Tensor:
+        """Step k of the forward pass (for blocks that step one state); `cache` shares interpolated controls
+        between the steps of one pass."""
+        raise NotImplementedError
+
+    def _cached_step(self):
+        cache: dict = {}
+        return lambda y, k: self.step(y, k, cache)
+
     def integrate(self, y: torch.Tensor) -> torch.Tensor:
         """The block's output through plain autograd (what every strategy must reproduce)."""
-        raise NotImplementedError
+        return march(self._cached_step(), y, self.num_steps)
 
     def trajectory(self, y: torch.Tensor) -> torch.Tensor:
         """The state at every state time: shape (num_steps + 1, *y.shape); the last one is `block(y)`."""
-        raise NotImplementedError
+        return march_states(self._cached_step(), y, self.num_steps)
 
     def vector_field(self, t: float, y: torch.Tensor, evaluation: int | None = None) -> torch.Tensor:
         raise ValueError(f"a {self.family} block has no first-order vector field f(t, y); Jacobian spectra "

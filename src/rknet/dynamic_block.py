@@ -19,7 +19,7 @@ from .grid import (
     stage_weights,
     warn_knots_inside_steps,
 )
-from .integrate import Slope, march, march_states, rk_step, stage_terms
+from .integrate import Slope, rk_step, stage_terms
 from .layers import Layer
 from .norms import BatchStats
 from .strategies import GradientStrategy
@@ -97,16 +97,6 @@ class DynamicBlock(Block):
     def step(self, y: torch.Tensor, k: int, cache: dict | None = None) -> torch.Tensor:
         """Step k of the forward pass; `cache` shares interpolated controls between steps."""
         return rk_step(self.slope(k, {} if cache is None else cache), y, self.step_sizes[k], self.terms)
-
-    def _cached_step(self):
-        cache: dict = {}
-        return lambda y, k: self.step(y, k, cache)
-
-    def integrate(self, y: torch.Tensor) -> torch.Tensor:
-        return march(self._cached_step(), y, self.num_steps)
-
-    def trajectory(self, y: torch.Tensor) -> torch.Tensor:
-        return march_states(self._cached_step(), y, self.num_steps)
 
     def vector_field(self, t: float, y: torch.Tensor, evaluation: int | None = None) -> torch.Tensor:
         """f(t, y) with the controls interpolated at any time t. Batch norm uses the batch's statistics,

@@ -16,7 +16,6 @@ from .block import Block, check_layer
 from .controls import ParameterSpec, interpolate
 from .grid import as_times, check_interpolation, check_span, stage_weights
 from .imex import ImexPair, get_imex_pair, imex_step
-from .integrate import march, march_states
 from .layers import Layer, kernel_shape
 from .operators import SymmetricOperator
 from .strategies import GradientStrategy
@@ -74,16 +73,6 @@ class ImexBlock(Block):
             return SymmetricOperator(params(i)[OPERATOR], self.layer.dims)
 
         return imex_step(lambda i, state: self.layer(params(i), state), operator, y, self.step_sizes[k], self.pair)
-
-    def _steps(self):
-        cache: dict = {}
-        return lambda y, k: self.step(y, k, cache)
-
-    def integrate(self, y: torch.Tensor) -> torch.Tensor:
-        return march(self._steps(), y, self.num_steps)
-
-    def trajectory(self, y: torch.Tensor) -> torch.Tensor:
-        return march_states(self._steps(), y, self.num_steps)
 
     def with_grids(self, t_states: Sequence[float], t_controls: Sequence[float]) -> ImexBlock:
         return ImexBlock(self.layer, self.pair, t_states, t_controls, self.interpolation, self.gradient)

@@ -14,8 +14,9 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ..cpu import THREADS_ENV, cores, load_average
+
 THREADS_OPTION = "--threads"
-THREADS_ENV = "OMP_NUM_THREADS"
 THREADS_DEFAULT = "cores // workers"
 LOAD_INTERVAL = 2.0  # seconds between load-average samples
 
@@ -26,13 +27,6 @@ class Threads:
 
     per_worker: int
     source: str
-
-
-def cores() -> int:
-    """CPU cores this process may use."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def machine_cores() -> int:
@@ -55,14 +49,6 @@ def resolve_threads(workers: int, threads: int | None = None, environ: Mapping[s
                              f"{THREADS_OPTION} N")
         return Threads(int(first), THREADS_ENV)
     return Threads(max(1, cores() // workers), THREADS_DEFAULT)
-
-
-def load_average() -> float | None:
-    """The 1-minute load average, or None where the system has none (Windows)."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
 
 
 class LoadSampler:

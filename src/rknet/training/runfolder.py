@@ -13,10 +13,12 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 
 from ..files import write_failed
 from ..runfiles import CHECKPOINT, COMPARE_LOG, COMPARE_SIDECAR, CONFIG, LOCK, METRICS, MODEL, PREVIOUS, TENSORBOARD
+from .config import TrainConfig
 
 try:
     import fcntl
@@ -138,3 +140,11 @@ def _remove_early_files(folder: Path) -> None:
             shutil.rmtree(path, ignore_errors=True)
         else:
             path.unlink(missing_ok=True)
+
+
+def default_out(config: TrainConfig) -> Path:
+    """runs/DATA-METHOD-LAYER-TIME, where a run goes without --out."""
+    kind = config.data.split(":")[0]
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    method = config.method if isinstance(config.method, str) else config.method["name"]
+    return Path("runs") / f"{kind}-{method}-{config.layer}-{stamp}"

@@ -7,7 +7,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from .metrics import MetricsLog, format_epoch
 from .model_io import save_model
 from .optim import make_optimizer, make_scheduler, sync_learning_rate
 from .rng import restore_rng, rng_state
-from .runfolder import claimed_run_folder
+from .runfolder import claimed_run_folder, default_out
 from .stopping import check_patience, patience_exhausted, stop_record
 
 
@@ -56,13 +55,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but no CUDA device is available; use --device cpu")
     return torch.device(name)
-
-
-def default_out(config: TrainConfig) -> Path:
-    kind = config.data.split(":")[0]
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    method = config.method if isinstance(config.method, str) else config.method["name"]
-    return Path("runs") / f"{kind}-{method}-{config.layer}-{stamp}"
 
 
 def build_model(config: TrainConfig, data: Dataset, level: int = 0) -> ODENet:
