@@ -9,10 +9,12 @@ from .block import Block
 from .compat import odeint, odeint_adjoint
 from .convert import from_dynamicblocks
 from .dynamic_block import DynamicBlock
+from .export import export_onnx, export_program
 from .grid import GridWarning, refine_times, uniform_grid
 from .layers import LAYERS
 from .network import ODENet
 from .ode import integrate
+from .pretrained import from_pretrained, save_pretrained
 from .rediscretize import rediscretize
 from .regularization import clip_weights_, time_regularization
 from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
@@ -27,8 +29,8 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULTS", "GRADIENTS", "LAYERS", "METHODS", "TABLEAUS", "Block", "ButcherTableau", "DynamicBlock",
     "GradientStrategy", "GridWarning", "HamiltonianBlock", "LeapfrogBlock", "NetworkSpec", "ODENet",
-    "ReversibleBlock", "TrainConfig", "__version__", "analysis", "clip_weights_", "evaluate_run",
-    "from_dynamicblocks", "get_tableau", "integrate", "layers", "load", "odeint", "odeint_adjoint", "rediscretize",
-    "refine_times",
-    "time_regularization", "train", "uniform_grid",
+    "ReversibleBlock", "TrainConfig", "__version__", "analysis", "clip_weights_", "evaluate_run", "export_onnx",
+    "export_program", "from_dynamicblocks", "from_pretrained", "get_tableau", "integrate", "layers", "load",
+    "odeint", "odeint_adjoint", "rediscretize", "refine_times", "save_pretrained", "time_regularization", "train",
+    "uniform_grid",
 ]

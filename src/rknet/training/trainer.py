@@ -26,7 +26,7 @@ from .divergence import TrainingDiverged as TrainingDiverged  # re-exported: `tr
 from .divergence import check_epoch_finite, diverged
 from .loop import StepOptions, evaluate, train_epoch
 from .metrics import MetricsLog, format_epoch
-from .model_io import save_model
+from .model_io import save_run_model
 from .optim import make_optimizer, make_scheduler, sync_learning_rate
 from .rng import restore_rng, rng_state
 from .runfolder import claimed_run_folder
@@ -110,8 +110,9 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     schedule is then the one of a run configured with `epochs` from the start, followed from the epoch
     reached (a cosine schedule that had decayed to zero rises to where the longer schedule stands).
 
-    Writes to the run folder: config.json, metrics.jsonl, checkpoint.pt (every epoch, atomically),
-    model.pt (best-by-validation weights) and summary.json. Raises TrainingDiverged on a non-finite loss.
+    Writes to the run folder: config.json, metrics.jsonl, checkpoint.pt (every epoch, atomically), model.pt
+    (best-by-validation weights; also as pretrained/model.safetensors + config.json) and summary.json.
+    Raises TrainingDiverged on a non-finite loss.
     Under `torchrun` it trains data-parallel; only rank 0 writes files and logs.
     """
     started = time.perf_counter()
@@ -289,7 +290,7 @@ def _finish(folder: Path, config: TrainConfig, model: ODENet, best: dict[str, An
                "processes": distributed.world_size(), "refinements": refinements, "stopped": stopped,
                "config": config.to_dict()}
     if main_process:
-        save_model(folder / MODEL, model, config.to_dict())
+        save_run_model(folder, model, config.to_dict())
         write_json(folder / SUMMARY, summary)
     log(f"test accuracy {100 * test_acc:.2f}% (loss {test_loss:.4f}) with the epoch-{best['epoch']} model; "
         f"{wall_seconds:.1f}s in all; saved {folder / MODEL}")
