@@ -178,7 +178,7 @@ def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | No
         log("configuration:\n" + json.dumps(config.to_dict(), indent=2))
     log(f"{_parameters(run.model):,} parameters, {data.name} data: {len(data.x_train)} train / {len(data.x_val)} "
         f"val / {len(data.x_test)} test, device {device} x {distributed.world_size()} process(es), output {folder}")
-    metrics = MetricsLog(folder, history) if main_process else None
+    metrics = MetricsLog(folder, history, config.to_dict()) if main_process else None
     try:
         for epoch in range(first_epoch, config.epochs + 1):
             if patience_exhausted(config.patience, epoch - 1, best["epoch"]):
@@ -204,14 +204,14 @@ def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | No
                     "wall_seconds": elapsed_before + time.perf_counter() - started}, folder)
                 metrics.append(record)
             log(format_epoch(record, config.epochs))
+        stopped = stop_record(config.patience, config.epochs, history[-1]["epoch"] if history else 0, best)
+        if "message" in stopped:
+            log(stopped["message"])
+        result = _finish(folder, config, run.model, best, data, device, refinements,
+                         elapsed_before + time.perf_counter() - started, log, metrics, stopped)
     finally:
         if metrics is not None:
             metrics.close()
-    stopped = stop_record(config.patience, config.epochs, history[-1]["epoch"] if history else 0, best)
-    if "message" in stopped:
-        log(stopped["message"])
-    result = _finish(folder, config, run.model, best, data, device, refinements,
-                     elapsed_before + time.perf_counter() - started, log, main_process, stopped)
     distributed.teardown()
     return result
 
@@ -278,8 +278,8 @@ def _run_epoch(epoch: int, config: TrainConfig, run: _Run, loader: BatchLoader, 
 
 def _finish(folder: Path, config: TrainConfig, model: ODENet, best: dict[str, Any], data: Dataset,
             device: torch.device, refinements: list[dict[str, Any]], wall_seconds: float, log,
-            main_process: bool, stopped: dict[str, Any]) -> TrainResult:
-    """Test the best model; rank 0 writes model.pt and summary.json."""
+            metrics: MetricsLog | None, stopped: dict[str, Any]) -> TrainResult:
+    """Test the best model; rank 0 (the process with `metrics`) writes model.pt and summary.json."""
     model.load_state_dict(best["state"])
     test_loss, test_acc = evaluate(model, data.x_test, data.y_test, config.batch_size * 4, device,
                                    config.precision, config.channels_last)
@@ -289,9 +289,10 @@ def _finish(folder: Path, config: TrainConfig, model: ODENet, best: dict[str, An
                "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
                "processes": distributed.world_size(), "refinements": refinements, "stopped": stopped,
                "config": config.to_dict()}
-    if main_process:
+    if metrics is not None:
         save_run_model(folder, model, config.to_dict())
         write_json(folder / SUMMARY, summary)
+        metrics.summary(summary)
     log(f"test accuracy {100 * test_acc:.2f}% (loss {test_loss:.4f}) with the epoch-{best['epoch']} model; "
         f"{wall_seconds:.1f}s in all; saved {folder / MODEL}")
     return TrainResult(folder, test_loss, test_acc, params, config.epochs, wall_seconds, summary["device"],
