@@ -181,9 +181,9 @@ class TrainConfig:
         if (self.schedule == "multistep") != (self.milestones is not None):
             raise ValueError("schedule multistep needs milestones (epochs at which the learning rate is multiplied "
                              "by step_gamma, e.g. 60,80,100), and milestones apply to it alone")
-        if self.milestones is not None and (self.milestones[0] < 1 or any(
-                later <= earlier for earlier, later in zip(self.milestones, self.milestones[1:]))):
-            raise ValueError(f"milestones must be increasing epochs from 1, got {self.milestones}")
+        if self.milestones is not None and any(later <= earlier for earlier, later in zip(self.milestones,
+                                                                                      self.milestones[1:])):
+            raise ValueError(f"milestones must be increasing epochs, got {self.milestones}")
         if self.logger is not None:
             choice("logger", self.logger, TRACKERS)
         if self.logger_group is not None and (not isinstance(self.logger_group, str) or not self.logger_group.strip()):
