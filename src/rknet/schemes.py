@@ -19,6 +19,7 @@ from .tableau import TABLEAUS, ButcherTableau, get_tableau
 
 REVERSIBLE_SCHEMES: dict[str, type[ReversibleBlock]] = {"leapfrog": LeapfrogBlock, "hamiltonian": HamiltonianBlock}
 METHODS: tuple[str, ...] = (*TABLEAUS, *REVERSIBLE_SCHEMES)
+"""Every method by name (`--method`): the preset tableaus, then the reversible schemes."""
 FAMILIES = {"runge-kutta": "y' = f(y, theta(t)), one state",
             "leapfrog": "y'' = f(y, theta(t)), a second-order equation",
             "hamiltonian": "two coupled states y and z"}

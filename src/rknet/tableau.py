@@ -233,6 +233,7 @@ def _tableau(name: str, a: list[list], b: list, c: list, b_hat: list | None = No
 _PRESETS = {name: _tableau(name, **coefficients) for name, coefficients in PRESETS.items()}
 
 TABLEAUS: tuple[str, ...] = tuple(_PRESETS)
+"""The names of the preset Butcher tableaus, for `get_tableau`."""
 
 
 def get_tableau(method: str | ButcherTableau | Mapping[str, Any]) -> ButcherTableau:
