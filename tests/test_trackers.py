@@ -96,6 +96,18 @@ def test_mlflow_file_store_holds_config_every_epoch_and_summary(tmp_path: Path, 
     assert json.loads((artifacts / "summary.json").read_text())["test_acc"] == pytest.approx(result.test_acc)
 
 
+def test_resumed_run_logs_its_whole_history_to_a_new_tracker_run(tmp_path: Path, mlflow_store) -> None:
+    out = tmp_path / "run"
+    rknet.train(dict(TINY, epochs=1, logger="mlflow", out=str(out)), log=lambda line: None)
+    rknet.train(resume=out, epochs=2, log=lambda line: None)
+    experiment = mlflow_store.get_experiment_by_name("rknet")
+    runs = sorted(mlflow_store.search_runs([experiment.experiment_id]), key=lambda run: run.info.start_time)
+    assert [run.info.status for run in runs] == ["FINISHED", "FINISHED"]
+    steps = [[m.step for m in mlflow_store.get_metric_history(run.info.run_id, "train_loss")] for run in runs]
+    assert steps == [[1], [1, 2]]
+    assert runs[1].data.params["epochs"] == "2"
+
+
 def test_mlflow_run_closed_before_its_summary_is_failed(tmp_path: Path, mlflow_store) -> None:
     log = MetricsLog(tmp_path, [{"epoch": 1, "train_loss": 0.5}], {"logger": "mlflow", "epochs": 3})
     log.close()  # as when training stops on an error
