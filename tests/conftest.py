@@ -1,5 +1,13 @@
+import os
+
 import pytest
 import torch
+from hypothesis import settings
+
+# Fuzz tests draw the same examples on every run (reproducible CI); HYPOTHESIS_PROFILE=explore draws new ones.
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +28,4 @@ def cli(capsys):
         captured = capsys.readouterr()
         return code, captured.out, captured.err
     return run
+

@@ -59,7 +59,7 @@ def test_two_process_training_matches_one_process_and_only_rank_0_writes(tmp_pat
         assert torch.equal(ranks[0][key], ranks[1][key]), key
     assert [r["epoch"] for r in read_metrics(out)] == [1]  # one writer: each epoch logged once
     assert sorted(p.name for p in out.iterdir() if p.name != "tensorboard") == [
-        "checkpoint.pt", "config.json", "metrics.jsonl", "model.pt", "summary.json"]
+        "checkpoint.pt", "config.json", "metrics.jsonl", "model.pt", "pretrained", "summary.json"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["processes"] == 2
 

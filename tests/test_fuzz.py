@@ -732,3 +732,12 @@ def test_non_finite_weights_or_statistics_are_divergence(poison, expected):
     with pytest.raises(TrainingDiverged, match=rf"^training diverged in epoch 4: {expected}; the last good "
                                                r"checkpoint \(epoch 3\) is kept"):
         check_epoch_finite(4, {"train_loss": 0.1, "val_loss": 0.2}, model)
+
+
+def test_a_subnormal_deviation_counts_as_constant(tmp_path):
+    """Found by Hypothesis: training inputs [0, 1e-42] have a deviation float32 cannot divide by."""
+    path = tmp_path / "tiny.npz"
+    np.savez(path, x_train=np.array([[0.0], [1e-42]]), y_train=np.array([0, 1]), x_test=np.array([[1.0]]),
+             y_test=np.array([0]))
+    data = load_dataset(f"npz:{path}", val_fraction=0.0)
+    assert torch.isfinite(data.x_test).all() and data.x_test.abs().max() <= 1

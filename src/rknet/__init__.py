@@ -9,6 +9,7 @@ from .block import Block
 from .compat import odeint, odeint_adjoint
 from .convert import from_dynamicblocks
 from .dynamic_block import DynamicBlock
+from .export import export_onnx, export_program
 from .grid import GridWarning, refine_times, uniform_grid
 from .imex import IMEX_PAIRS, ImexPair, integrate_imex
 from .imex_block import ImexBlock
@@ -18,6 +19,7 @@ from .layers import LAYERS
 from .network import ODENet
 from .ode import integrate
 from .operators import SymmetricOperator
+from .pretrained import from_pretrained, save_pretrained
 from .rediscretize import rediscretize
 from .regularization import clip_weights_, time_regularization
 from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
@@ -34,6 +36,7 @@ __all__ = [
     "ButcherTableau", "DynamicBlock", "GradientStrategy", "GridWarning", "HamiltonianBlock", "ImexBlock", "ImexPair",
     "ImplicitBlock", "ImplicitSolveError", "LeapfrogBlock", "NetworkSpec", "NewtonKrylov", "ODENet",
     "ReversibleBlock", "SolveReport", "SymmetricOperator", "TrainConfig", "__version__", "analysis", "clip_weights_",
-    "evaluate_run", "from_dynamicblocks", "get_tableau", "integrate", "integrate_imex", "layers", "load", "odeint",
-    "odeint_adjoint", "rediscretize", "refine_times", "time_regularization", "train", "uniform_grid",
+    "evaluate_run", "export_onnx", "export_program", "from_dynamicblocks", "from_pretrained", "get_tableau",
+    "integrate", "integrate_imex", "layers", "load", "odeint", "odeint_adjoint", "rediscretize", "refine_times",
+    "save_pretrained", "time_regularization", "train", "uniform_grid",
 ]

@@ -82,6 +82,8 @@ IMEX_PAIRS: dict[str, ImexPair] = {
                      [0, "3/2", "-3/2", "1/2", "1/2"]], [0, "3/2", "-3/2", "1/2", "1/2"],
                     [0, "1/2", "2/3", "1/2", 1], 3),
 }
+"""The IMEX pairs by name (`--method ars222`): an explicit tableau for f and a diagonally implicit one for
+-L y, stepped together."""
 
 
 def get_imex_pair(method: str | ImexPair) -> ImexPair:

@@ -221,6 +221,7 @@ class Antisymmetric(Layer):
 
 LAYERS: dict[str, type[Layer]] = {cls.name: cls for cls in (Single, Double, PreactDouble, DoubleSym,
                                                               Antisymmetric)}
+"""The layer classes by name (`--layer`): the right-hand side f inside each dynamic block."""
 
 
 def layer_name(name: str) -> str:

@@ -37,7 +37,8 @@ OPTION_HELP = {
     "schedule": "learning-rate schedule",
     "warmup_epochs": "linear learning-rate warm-up, in epochs",
     "step_epochs": "step schedule: epochs between drops",
-    "step_gamma": "step schedule: factor per drop",
+    "step_gamma": "step and multistep schedules: factor per drop",
+    "milestones": "multistep schedule: epochs after which the learning rate drops by step_gamma, e.g. 60,80,100",
     "epochs": "training epochs",
     "batch_size": "mini-batch size",
     "seed": "random seed for initialisation, split and batches",
@@ -55,6 +56,8 @@ OPTION_HELP = {
     "compile_mode": "torch.compile mode (reduce-overhead: CUDA graphs)",
     "channels_last": "channels_last memory format for images",
     "fast": "the fast path: --compile with CUDA graphs, bf16 autocast, channels_last",
+    "logger": "also log to an experiment tracker (needs the extra rknet[wandb] or rknet[mlflow]; default: none)",
+    "logger_group": "the tracker's group of runs: W&B group, MLflow experiment (rknet compare: the comparison)",
 }
 
 

@@ -7,11 +7,16 @@ TENSORBOARD = "tensorboard"  # the same scalars as TensorBoard events
 CHECKPOINT = "checkpoint.pt"  # everything to resume, sealed with a SHA-256
 PREVIOUS = "checkpoint.prev.pt"  # the checkpoint before it
 MODEL = "model.pt"  # the best-by-validation model: weights, network spec, training options
+PRETRAINED = "pretrained"  # the best model again, shareable: the two files below (rknet.save_pretrained)
 SUMMARY = "summary.json"  # test figures and the configuration, once the run ends
 LOCK = ".lock"  # held while a process trains or resumes the run
 EVALUATION = "eval.json"  # the last `rknet eval` table
 COMPARE_LOG = "compare.log"  # the run's log when trained by `rknet compare`
 COMPARE_SIDECAR = "compare.json"  # what `rknet compare` measured around the run (memory, threads, load)
+
+# A save_pretrained folder (OUT/pretrained/ in a run folder, whose own config.json is the training options)
+PRETRAINED_WEIGHTS = "model.safetensors"  # every weight and batch-norm statistic, safetensors format
+PRETRAINED_CONFIG = "config.json"  # the network spec as plain JSON, with a model_type marker
 
 # A comparison folder (rknet compare --out OUT)
 RUNS = "runs"  # one run folder per setting and seed

@@ -24,6 +24,8 @@ from .tableau import IMPLICIT_TABLEAUS, TABLEAUS, ButcherTableau, get_tableau
 
 REVERSIBLE_SCHEMES: dict[str, type[ReversibleBlock]] = {"leapfrog": LeapfrogBlock, "hamiltonian": HamiltonianBlock}
 METHODS: tuple[str, ...] = (*TABLEAUS, *IMPLICIT_TABLEAUS, *IMEX_PAIRS, *REVERSIBLE_SCHEMES)
+"""Every method by name (`--method`): the explicit and implicit preset tableaus, the IMEX pairs, then the
+reversible schemes."""
 FAMILIES = {"runge-kutta": "y' = f(y, theta(t)), one state",
             "leapfrog": "y'' = f(y, theta(t)), a second-order equation",
             "hamiltonian": "two coupled states y and z",

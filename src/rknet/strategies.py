@@ -158,6 +158,7 @@ class Adjoint(GradientStrategy):
 
 GRADIENTS: dict[str, GradientStrategy] = {
     s.name: s for s in (Backprop(), Selective(), Checkpoint(), Reversible(), Adjoint())}
+"""The gradient strategies by name (`--gradient`): what a block's forward pass keeps for backward."""
 
 
 def get_gradient(name: str | GradientStrategy, accepted: tuple[str, ...], block: str) -> GradientStrategy:

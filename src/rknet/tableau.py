@@ -248,7 +248,9 @@ _IMPLICIT_PRESETS = {
 _ALL_PRESETS = {**_PRESETS, **_IMPLICIT_PRESETS}
 
 TABLEAUS: tuple[str, ...] = tuple(_PRESETS)
+"""The names of the explicit preset Butcher tableaus, for `get_tableau`."""
 IMPLICIT_TABLEAUS: tuple[str, ...] = tuple(_IMPLICIT_PRESETS)
+"""The names of the diagonally implicit preset tableaus (backward_euler, sdirk2, ...)."""
 
 
 def get_tableau(method: str | ButcherTableau | Mapping[str, Any]) -> ButcherTableau:

@@ -44,7 +44,8 @@ def holdout_indices(
 
 def normalisation_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and (population) standard deviation of `x` per feature for vectors (N, D), per channel for
-    signals and images (N, C, ...), as float32; a zero deviation becomes 1 so constant inputs map to 0.
+    signals and images (N, C, ...), as float32; a deviation of zero, or below float32's smallest normal
+    number (no precision left to divide by), becomes 1, so constant inputs map to 0.
 
     Both are accumulated in float64, in pieces of rows (bounded memory), with two passes (mean, then
     squared deviations): float32 inputs as large as 3e38 give a finite deviation, where a float32 sum
@@ -59,7 +60,7 @@ def normalisation_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     for _, chunk in row_chunks(x):
         squares += (chunk.double() - mean.view(_channel_shape(x))).square().sum(dims)
     std = (squares / (x.numel() // x.shape[1])).sqrt().float()
-    return mean.float(), torch.where(std > 0, std, torch.ones_like(std))
+    return mean.float(), torch.where(std >= torch.finfo(torch.float32).tiny, std, torch.ones_like(std))
 
 
 def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, source: str = "data",

@@ -228,6 +228,8 @@ def plan(spec: CompareSpec | dict[str, Any]) -> tuple[CompareSpec, list[Run]]:
             options = dict(spec.options, data=spec.data, method=setting.method, layer=setting.layer,
                            steps=setting.steps, control_steps=setting.control_steps,
                            widths=list(setting.widths), seed=seed)
+            if options.get("logger") and not options.get("logger_group"):  # the grid's runs, grouped
+                options["logger_group"] = Path(spec.out).resolve().name
             folder = run_folder(spec.out, setting, seed)
             runs.append(Run(setting, seed, TrainConfig.from_dict(dict(options, out=str(folder))).validate(),
                             folder))
@@ -261,6 +263,6 @@ def check_existing(run: Run) -> None:
             from error
     wanted = json.loads(json.dumps(run.config.resolved().to_dict()))  # as `train` saves it
     for key in sorted(set(saved) | set(wanted)):
-        if key != "out" and saved.get(key) != wanted.get(key):
+        if key not in ("out", "logger", "logger_group") and saved.get(key) != wanted.get(key):  # not results
             raise ValueError(f"{run.folder} holds a run with other options ({key} {saved.get(key)!r} there, "
                              f"{wanted.get(key)!r} now); use another --out or delete that folder")

@@ -17,10 +17,11 @@ from ..schemes import METHODS, is_tableau_file, resolve_method
 from ..spec import DEFAULTS, NetworkSpec
 from ..strategies import GRADIENTS
 from ..tableau import preset_name
+from .trackers import TRACKERS
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("cosine", "step", "constant")
+SCHEDULES = ("cosine", "step", "multistep", "constant")
 LEVEL_SCHEDULES = ("continue", "restart")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -31,7 +32,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data": DATASETS, "layer": tuple(LAYERS), "method": (*METHODS, "FILE.toml"), "norm": NORMS,
     "activation": tuple(ACTIVATIONS), "interpolation": INTERPOLATIONS, "gradient": tuple(GRADIENTS),
     "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "level_schedule": LEVEL_SCHEDULES, "precision": PRECISIONS,
-    "device": DEVICES, "compile_mode": COMPILE_MODES,
+    "device": DEVICES, "compile_mode": COMPILE_MODES, "logger": TRACKERS,
 }
 BOOLEANS = ("nesterov", "compile", "channels_last", "fast")
 
@@ -70,6 +71,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     step_epochs: int = 10
     step_gamma: float = 0.1
+    milestones: list[int] | None = None
     epochs: int = 10
     patience: int | None = None
     batch_size: int = 128
@@ -87,6 +89,8 @@ class TrainConfig:
     channels_last: bool = False
     fast: bool = False
     out: str | None = None
+    logger: str | None = None
+    logger_group: str | None = None
 
     def state_times(self) -> tuple[float, ...]:
         """The state grid: explicit `t_states`, else `steps` equal steps over [0, final_time]."""
@@ -136,6 +140,7 @@ class TrainConfig:
             t_states=None if self.t_states is None else float_list("t_states", self.t_states),
             t_controls=None if self.t_controls is None else float_list("t_controls", self.t_controls),
             multilevel=None if self.multilevel is None else list(int_list("multilevel", self.multilevel)),
+            milestones=None if self.milestones is None else list(int_list("milestones", self.milestones)),
             method=_method_by_value(self.method))
         config._check_options()
         config.network_spec()
@@ -172,6 +177,20 @@ class TrainConfig:
         if self.out is not None and (not isinstance(self.out, str) or not self.out.strip()):
             raise ValueError(f"out must be a folder name, got {self.out!r}")
         self._check_multilevel()
+        self._check_ecosystem()
+
+    def _check_ecosystem(self) -> None:
+        """The multistep schedule's milestones and the experiment tracker."""
+        if (self.schedule == "multistep") != (self.milestones is not None):
+            raise ValueError("schedule multistep needs milestones (epochs at which the learning rate is multiplied "
+                             "by step_gamma, e.g. 60,80,100), and milestones apply to it alone")
+        if self.milestones is not None and any(later <= earlier for earlier, later in zip(self.milestones,
+                                                                                      self.milestones[1:])):
+            raise ValueError(f"milestones must be increasing epochs, got {self.milestones}")
+        if self.logger is not None:
+            choice("logger", self.logger, TRACKERS)
+        if self.logger_group is not None and (not isinstance(self.logger_group, str) or not self.logger_group.strip()):
+            raise ValueError(f"logger_group must be a name, got {self.logger_group!r}")
 
     def _check_multilevel(self) -> None:
         if self.multilevel is None:

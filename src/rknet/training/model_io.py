@@ -1,5 +1,5 @@
 """Saved models: model.pt holds the state_dict, the network spec that rebuilds the network, and the
-training options."""
+training options; a run also writes the same network as a `save_pretrained` folder (OUT/pretrained/)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import torch
 
 from ..grid import GridWarning
 from ..network import ODENet
-from ..runfiles import MODEL
+from ..pretrained import from_pretrained, is_pretrained, save_pretrained
+from ..runfiles import MODEL, PRETRAINED
 from ..spec import NetworkSpec
 from .checkpoint import CheckpointError, atomic_save, load_file
 
@@ -19,6 +20,12 @@ from .checkpoint import CheckpointError, atomic_save, load_file
 def save_model(path: Path, model: ODENet, train_config: dict[str, Any]) -> None:
     """Write `model.pt`: {"state_dict", "network" (the NetworkSpec as a dict), "config" (training options)}."""
     atomic_save({"state_dict": model.state_dict(), "network": model.spec.to_dict(), "config": train_config}, path)
+
+
+def save_run_model(folder: Path, model: ODENet, train_config: dict[str, Any]) -> None:
+    """A run's final model: OUT/model.pt, and OUT/pretrained/ (model.safetensors + config.json) to share."""
+    save_model(folder / MODEL, model, train_config)
+    save_pretrained(model, folder / PRETRAINED)
 
 
 def read_model(path: Path) -> tuple[ODENet, dict[str, Any]]:
@@ -38,7 +45,14 @@ def read_model(path: Path) -> tuple[ODENet, dict[str, Any]]:
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> ODENet:
-    """A trained network ready to use (eval mode), from a run folder or its model.pt."""
+    """A trained network ready to use (eval mode), from a run folder, a model.pt, or a `save_pretrained`
+    folder (or its model.safetensors)."""
     path = Path(path)
+    if path.is_dir() and not (path / MODEL).is_file() or path.suffix == ".safetensors":
+        folder = path if path.is_dir() else path.parent
+        if not is_pretrained(folder):
+            raise ValueError(f"{path} is not an rknet model: give a run folder, a model.pt, or a folder with "
+                             f"model.safetensors and config.json")
+        return from_pretrained(folder, device)
     model, _ = read_model(path / MODEL if path.is_dir() else path)
     return model.to(device).eval()

@@ -31,8 +31,8 @@ def lr_factor(iteration: int, config: TrainConfig, iterations_per_epoch: int, ep
     """Multiplier of the base learning rate after `iteration` optimizer steps.
 
     Linear warm-up over `warmup_epochs`, then cosine decay to zero at the last step, or a drop by
-    `step_gamma` every `step_epochs` epochs, or constant. `epochs` (default: all of them) is the
-    length of the schedule, shorter for one level of multilevel training.
+    `step_gamma` every `step_epochs` epochs or after each epoch of `milestones` (multistep), or constant.
+    `epochs` (default: all of them) is the length of the schedule, shorter for one level of multilevel training.
     """
     total = (config.epochs if epochs is None else epochs) * iterations_per_epoch
     warmup = config.warmup_epochs * iterations_per_epoch
@@ -43,6 +43,8 @@ def lr_factor(iteration: int, config: TrainConfig, iterations_per_epoch: int, ep
         return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     if config.schedule == "step":
         return config.step_gamma ** (iteration // (config.step_epochs * iterations_per_epoch))
+    if config.schedule == "multistep":  # the epoch the iteration falls in, counted from 0, against milestones
+        return config.step_gamma ** sum(iteration // iterations_per_epoch >= m for m in config.milestones)
     return 1.0
 
 

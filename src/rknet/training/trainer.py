@@ -26,7 +26,7 @@ from .divergence import TrainingDiverged as TrainingDiverged  # re-exported: `tr
 from .divergence import check_epoch_finite, diverged
 from .loop import StepOptions, evaluate, train_epoch
 from .metrics import MetricsLog, format_epoch
-from .model_io import save_model
+from .model_io import save_run_model
 from .optim import make_optimizer, make_scheduler, sync_learning_rate
 from .rng import restore_rng, rng_state
 from .runfolder import claimed_run_folder, default_out
@@ -103,8 +103,9 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     schedule is then the one of a run configured with `epochs` from the start, followed from the epoch
     reached (a cosine schedule that had decayed to zero rises to where the longer schedule stands).
 
-    Writes to the run folder: config.json, metrics.jsonl, checkpoint.pt (every epoch, atomically),
-    model.pt (best-by-validation weights) and summary.json. Raises TrainingDiverged on a non-finite loss.
+    Writes to the run folder: config.json, metrics.jsonl, checkpoint.pt (every epoch, atomically), model.pt
+    (best-by-validation weights; also as pretrained/model.safetensors + config.json) and summary.json.
+    Raises TrainingDiverged on a non-finite loss.
     Under `torchrun` it trains data-parallel; only rank 0 writes files and logs.
     """
     started = time.perf_counter()
@@ -172,7 +173,7 @@ def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | No
     log(f"{_parameters(run.model):,} parameters, {data.name} data: {len(data.x_train)} train / {len(data.x_val)} "
         f"val / {len(data.x_test)} test, device {device} x {distributed.world_size()} process(es), "
         f"{threads} torch thread(s) ({threads_source}), output {folder}")
-    metrics = MetricsLog(folder, history) if main_process else None
+    metrics = MetricsLog(folder, history, config.to_dict()) if main_process else None
     try:
         for epoch in range(first_epoch, config.epochs + 1):
             if patience_exhausted(config.patience, epoch - 1, best["epoch"]):
@@ -198,14 +199,14 @@ def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | No
                     "wall_seconds": elapsed_before + time.perf_counter() - started}, folder)
                 metrics.append(record)
             log(format_epoch(record, config.epochs))
+        stopped = stop_record(config.patience, config.epochs, history[-1]["epoch"] if history else 0, best)
+        if "message" in stopped:
+            log(stopped["message"])
+        result = _finish(folder, config, run.model, best, data, device, refinements,
+                         elapsed_before + time.perf_counter() - started, log, metrics, stopped)
     finally:
         if metrics is not None:
             metrics.close()
-    stopped = stop_record(config.patience, config.epochs, history[-1]["epoch"] if history else 0, best)
-    if "message" in stopped:
-        log(stopped["message"])
-    result = _finish(folder, config, run.model, best, data, device, refinements,
-                     elapsed_before + time.perf_counter() - started, log, main_process, stopped)
     distributed.teardown()
     return result
 
@@ -272,8 +273,8 @@ def _run_epoch(epoch: int, config: TrainConfig, run: _Run, loader: BatchLoader, 
 
 def _finish(folder: Path, config: TrainConfig, model: ODENet, best: dict[str, Any], data: Dataset,
             device: torch.device, refinements: list[dict[str, Any]], wall_seconds: float, log,
-            main_process: bool, stopped: dict[str, Any]) -> TrainResult:
-    """Test the best model; rank 0 writes model.pt and summary.json."""
+            metrics: MetricsLog | None, stopped: dict[str, Any]) -> TrainResult:
+    """Test the best model; rank 0 (the process with `metrics`) writes model.pt and summary.json."""
     model.load_state_dict(best["state"])
     test_loss, test_acc = evaluate(model, data.x_test, data.y_test, config.batch_size * 4, device,
                                    config.precision, config.channels_last)
@@ -284,9 +285,10 @@ def _finish(folder: Path, config: TrainConfig, model: ODENet, best: dict[str, An
                "processes": distributed.world_size(), "threads": torch.get_num_threads(),
                "refinements": refinements, "stopped": stopped,
                "config": config.to_dict()}
-    if main_process:
-        save_model(folder / MODEL, model, config.to_dict())
+    if metrics is not None:
+        save_run_model(folder, model, config.to_dict())
         write_json(folder / SUMMARY, summary)
+        metrics.summary(summary)
     log(f"test accuracy {100 * test_acc:.2f}% (loss {test_loss:.4f}) with the epoch-{best['epoch']} model; "
         f"{wall_seconds:.1f}s in all; saved {folder / MODEL}")
     return TrainResult(folder, test_loss, test_acc, params, config.epochs, wall_seconds, summary["device"],
