@@ -27,21 +27,35 @@ def test_omp_num_threads_is_respected(restore_threads, monkeypatch):
     assert cpu.use_threads(None) == (1, "OMP_NUM_THREADS")
 
 
-@pytest.mark.parametrize(("load", "expected"), [(0.0, 4), (1.2, 3), (2.6, 1), (9.0, 1)])
-def test_without_a_setting_a_run_takes_the_free_cores(restore_threads, monkeypatch, load, expected):
+@pytest.mark.parametrize(("idle", "expected"), [(4.0, 4), (2.8, 3), (1.4, 1), (0.1, 1)])
+def test_without_a_setting_a_run_takes_the_idle_cores(restore_threads, monkeypatch, idle, expected):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(cpu, "cores", lambda: 4)
-    monkeypatch.setattr(cpu, "load_average", lambda: load)
+    monkeypatch.setattr(cpu, "idle_cores", lambda: idle)
     torch.set_num_threads(4)  # torch's own default: one per core
     threads, source = cpu.use_threads(None)
-    assert threads == expected == torch.get_num_threads() and source.startswith("free cores of 4")
+    assert threads == expected == torch.get_num_threads() and source == "the idle cores of 4"
 
 
-def test_a_thread_count_set_by_the_calling_process_is_kept(restore_threads, monkeypatch):
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+@pytest.mark.parametrize(("load", "expected"), [(0.0, 4), (1.2, 3), (9.0, 1)])
+def test_without_proc_stat_the_load_average_decides(monkeypatch, load, expected):
     monkeypatch.setattr(cpu, "cores", lambda: 4)
-    torch.set_num_threads(3)  # e.g. a compare worker given 3 threads
-    assert cpu.use_threads(None) == (3, "set by the calling process")
+    monkeypatch.setattr(cpu, "idle_cores", lambda: None)
+    monkeypatch.setattr(cpu, "load_average", lambda: load)
+    assert cpu.free_cores() == expected
+
+
+def test_idle_cores_sees_a_busy_core(tmp_path, monkeypatch):
+    # /proc/stat's first line: user nice system idle iowait irq softirq steal (jiffies of all cores together)
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 0 100 20 0 0 0 0 0\ncpu0 ...\n")
+    later = "cpu  150 0 0 140 30 0 0 0 0 0\ncpu0 ...\n"  # 50 busy, 50 idle (40 + 10 waiting for I/O)
+    monkeypatch.setattr(cpu, "_PROC_STAT", stat)
+    monkeypatch.setattr(cpu.time, "sleep", lambda seconds: stat.write_text(later))
+    monkeypatch.setattr(cpu.os, "cpu_count", lambda: 2)
+    assert cpu.idle_cores() == pytest.approx(1.0)  # half of 2 cores idle: another process keeps one busy
+    stat.write_text("not a stat file")
+    assert cpu.idle_cores() is None
 
 
 def test_threads_are_an_option_and_recorded(tmp_path, restore_threads):

@@ -3,16 +3,23 @@
 torch starts with one thread per core. When other processes already keep some cores busy, threads that
 wait for a core spin and hand each other work late, and a small network's epochs slow down tenfold or
 more (seen on a loaded 2-core machine: 5 s per epoch alone, 90-577 s shared). So a run asks for the
-cores that are free (cores minus the 1-minute load average, at least one), unless the user said otherwise.
+cores that are idle right now (measured from /proc/stat over a fifth of a second, at least one), unless the
+user said otherwise. The 1-minute load average is the fallback where /proc/stat is missing; it is not the
+first choice because it still counts a run that just ended (a second run started right after the first
+would take one thread too few).
 """
 
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 
 import torch
 
 THREADS_ENV = "OMP_NUM_THREADS"
+IDLE_WINDOW = 0.2  # seconds over which idle time is measured
+_PROC_STAT = Path("/proc/stat")
 
 
 def cores() -> int:
@@ -30,8 +37,31 @@ def load_average() -> float | None:
         return None
 
 
+def _cpu_times() -> tuple[int, int] | None:
+    """(idle, total) jiffies of all CPUs since boot, from /proc/stat; None where it cannot be read."""
+    try:
+        fields = [int(v) for v in _PROC_STAT.read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    return fields[3] + (fields[4] if len(fields) > 4 else 0), sum(fields[:8])
+
+
+def idle_cores(window: float = IDLE_WINDOW) -> float | None:
+    """How many of the machine's cores were idle during the next `window` seconds (this process sleeps
+    meanwhile, so it counts only other work); None without /proc/stat."""
+    before = _cpu_times()
+    time.sleep(window)
+    after = _cpu_times()
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1]) * (os.cpu_count() or 1)
+
+
 def free_cores() -> int:
-    """Cores not busy with other work by the 1-minute load average (all of them where it is unknown)."""
+    """Cores not busy with other work: idle now (/proc/stat), else by the 1-minute load average, else all."""
+    idle = idle_cores()
+    if idle is not None:
+        return max(1, min(cores(), round(idle)))
     load = load_average()
     return cores() if load is None else max(1, min(cores(), cores() - round(load)))
 
@@ -47,4 +77,4 @@ def use_threads(requested: int | None) -> tuple[int, str]:
     if torch.get_num_threads() != cores():
         return torch.get_num_threads(), "set by the calling process"
     torch.set_num_threads(free_cores())
-    return torch.get_num_threads(), f"free cores of {cores()} (1-minute load {load_average() or 0:.1f})"
+    return torch.get_num_threads(), f"the idle cores of {cores()}"

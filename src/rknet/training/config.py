@@ -72,7 +72,7 @@ class TrainConfig:
     step_epochs: int = 10
     step_gamma: float = 0.1
     milestones: list[int] | None = None
-    epochs: int = 10
+    epochs: int = 12
     patience: int | None = None
     batch_size: int = 128
     time_reg: float = 0.0
