@@ -54,11 +54,6 @@ class ImexBlock(Block):
     def method_name(self) -> str:
         return self.pair.name
 
-    @property
-    def evaluations_per_forward(self) -> int:
-        """Evaluations of the layer f (the operator's solves come on top: FFTs and C x C Cholesky solves)."""
-        return self.num_steps * sum(self.pair.needed_f)
-
     def step(self, y: torch.Tensor, k: int, cache: dict | None = None) -> torch.Tensor:
         """Step k; `cache` shares the interpolated controls between stages and steps."""
         cache = {} if cache is None else cache
@@ -73,6 +68,11 @@ class ImexBlock(Block):
             return SymmetricOperator(params(i)[OPERATOR], self.layer.dims)
 
         return imex_step(lambda i, state: self.layer(params(i), state), operator, y, self.step_sizes[k], self.pair)
+
+    @property
+    def evaluations_per_forward(self) -> int:
+        """Evaluations of the layer f (the operator's solves come on top: FFTs and C x C Cholesky solves)."""
+        return self.num_steps * sum(self.pair.needed_f)
 
     def with_grids(self, t_states: Sequence[float], t_controls: Sequence[float]) -> ImexBlock:
         return ImexBlock(self.layer, self.pair, t_states, t_controls, self.interpolation, self.gradient)
