@@ -15,17 +15,20 @@ def _seed():
     torch.manual_seed(0)
 
 
-@pytest.fixture
-def cli(capsys):
-    """Run `rknet ARGS` in this process: (exit code, stdout, stderr)."""
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    """`rknet ARGS` in this process: (exit code, stdout, stderr)."""
     from rknet.cli import main
 
-    def run(*args):
-        try:
-            code = main([str(arg) for arg in args])
-        except SystemExit as stop:
-            code = stop.code
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-    return run
+    try:
+        code = main([str(arg) for arg in args])
+    except SystemExit as stop:
+        code = stop.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def cli(capsys):
+    """`cli(*args)`: `run_cli` with this test's captured output."""
+    return lambda *args: run_cli(args, capsys)
 

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import rknet.files
-from rknet.cli import main
+from conftest import run_cli
 from rknet.data import load_dataset
 from rknet.data.checks import MAX_CLASSES, labels_to_tensor
 from rknet.data.safe_pickle import ALLOWED_GLOBALS
@@ -47,16 +47,6 @@ from rknet.training.metrics import MetricsLog, read_metrics
 
 TINY = ["--widths", "4,6", "--steps", "2", "--final-time", "1", "--batch-size", "128", "--epochs", "1"]
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """`rknet ARGS` in this process: exit code, stdout, stderr."""
-    try:
-        code = main(args)
-    except SystemExit as stop:
-        code = stop.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def one_line(err: str) -> str:

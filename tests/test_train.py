@@ -12,22 +12,13 @@ import pytest
 import torch
 
 import rknet
-from rknet.cli import main
+from conftest import run_cli
 from rknet.training.checkpoint import load_file
 from rknet.training.config import TrainConfig
 from rknet.training.metrics import read_metrics
 from rknet.training.optim import lr_factor
 
 TINY = ["--widths", "4,6", "--steps", "2", "--final-time", "1", "--batch-size", "128"]
-
-
-def run_cli(args, capsys):
-    try:
-        code = main(args)
-    except SystemExit as stop:
-        code = stop.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_train_writes_every_artifact_and_load_returns_the_model(tmp_path, capsys):
