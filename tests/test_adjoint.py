@@ -132,7 +132,7 @@ def test_activation_memory_does_not_grow_with_steps():
 
 
 def test_batch_norm_is_refused_in_one_line():
-    with pytest.raises(ValueError, match="does not support norm='batch'") as error:
+    with pytest.raises(ValueError, match="does not support the norm 'batch'") as error:
         rknet.ODENet(3, 10, widths=(4, 4), norm="batch", gradient="adjoint")
     assert "\n" not in str(error.value)
 

@@ -151,8 +151,8 @@ def check_block(block: Any) -> None:
     """The adjoint strategy needs a Runge-Kutta block without batch norm (running statistics of a
     backward solve at other states would be meaningless)."""
     if block.layer.batch_norm_sites():
-        raise ValueError("gradient 'adjoint' does not support norm='batch' inside a block (running statistics "
-                         "cannot follow a backward solve); use norm='tv' or norm=None, or another gradient")
+        raise ValueError("gradient 'adjoint' does not support the norm 'batch' inside a block (running statistics "
+                         "cannot follow a backward solve); use the norm 'tv' or 'none', or another gradient")
 
 
 @torch.compiler.disable

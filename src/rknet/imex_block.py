@@ -23,6 +23,13 @@ from .strategies import GradientStrategy
 OPERATOR = "operator"
 
 
+def check_imex_layer(layer: Layer, method: str) -> Layer:
+    """`layer` unless it uses batch norm, which IMEX blocks refuse (use the norm tv or none)."""
+    if layer.norm == "batch":
+        raise ValueError(f"{method} (an IMEX method) does not support the norm 'batch'; use the norm 'tv' or 'none'")
+    return layer
+
+
 class ImexBlock(Block):
     """Integrate `-L y + f(y, theta(t))` over `t_states` with an IMEX pair (imex_euler, ars222, ars443).
 
@@ -36,10 +43,8 @@ class ImexBlock(Block):
     def __init__(self, layer: Layer, method: str | ImexPair = "ars222", t_states: Sequence[float] = (0, 1, 2, 3, 4),
                  t_controls: Sequence[float] | None = None, interpolation: str = "linear",
                  gradient: str | GradientStrategy | None = None) -> None:
-        check_layer(layer)
         pair = get_imex_pair(method)
-        if layer.norm == "batch":
-            raise ValueError(f"{pair.name} (an IMEX method) does not support norm='batch'; use norm='tv' or None")
+        check_imex_layer(check_layer(layer), pair.name)
         states = as_times(t_states, "t_states", minimum=2)
         controls = states if t_controls is None else as_times(t_controls, "t_controls", minimum=1)
         check_interpolation(interpolation)

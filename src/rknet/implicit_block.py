@@ -37,8 +37,8 @@ class ImplicitBlock(DynamicBlock):
         tableau = get_tableau(method)
         stages = ImplicitStages(tableau, solver)
         if getattr(layer, "norm", None) == "batch":
-            raise ValueError(f"{tableau.name} (an implicit method) does not support norm='batch': the stage "
-                             "solves evaluate the layer a varying number of times; use norm='tv' or norm=None")
+            raise ValueError(f"{tableau.name} (an implicit method) does not support the norm 'batch': the stage "
+                             "solves evaluate the layer a varying number of times; use the norm 'tv' or 'none'")
         super().__init__(layer, tableau, t_states, t_controls, interpolation, gradient)
         self.stages = stages
 

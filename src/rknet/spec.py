@@ -11,6 +11,7 @@ from typing import Any
 from .block import Block
 from .checks import choice, int_list, positive_int
 from .grid import INTERPOLATIONS, as_times, check_span
+from .imex_block import check_imex_layer
 from .layers import ACTIVATIONS, DIMS, Layer, layer_name, make_layer
 from .norms import check_norm
 from .reversible import check_reversible_layer, uniform_step
@@ -60,8 +61,10 @@ class NetworkSpec:
             raise ValueError(f"layer_options must be a table of the layer's options, got {self.layer_options!r}")
         set_("layer_options", dict(self.layer_options))
         layer = self.make_layer(self.widths[0])  # validates the layer's options
-        if isinstance(self.method, str):
+        if self.method in REVERSIBLE_SCHEMES:
             check_reversible_layer(layer, self.method)
+        elif isinstance(self.method, str):
+            check_imex_layer(layer, self.method)
         self._check_grids()
         blocks = block_type(self.method)
         if self.gradient is not None and self.gradient not in blocks.gradients:
