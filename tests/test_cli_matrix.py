@@ -6,7 +6,7 @@ import pytest
 
 import rknet
 
-BLOCK_TYPES = (*rknet.TABLEAUS, "leapfrog", "hamiltonian")
+BLOCK_TYPES = (*rknet.TABLEAUS, *rknet.IMPLICIT_TABLEAUS, *rknet.IMEX_PAIRS, "leapfrog", "hamiltonian")
 TINY = ("--data", "circles", "--widths", "2,2", "--steps", "2", "--epochs", "1", "--batch-size", "256",
         "--device", "cpu")
 
@@ -31,6 +31,7 @@ def one_line_refusal(code, err, command):
 def test_every_command_works_or_refuses_in_one_line(method, runs, cli):
     run = runs / method
     reversible = method in ("leapfrog", "hamiltonian")
+    imex = method in rknet.IMEX_PAIRS
     summary = json.loads((run / "summary.json").read_text())
 
     code, out, err = cli("eval", run, "--device", "cpu")
@@ -42,7 +43,7 @@ def test_every_command_works_or_refuses_in_one_line(method, runs, cli):
     assert [line.split()[:2] for line in out.splitlines()[2:4]] == [[method, "1"], [method, "4"]]
 
     code, out, err = cli("eval", run, "--method", "euler,rk4", "--device", "cpu")
-    if reversible:
+    if reversible or imex:
         one_line_refusal(code, err, "eval")
         assert f"a {method} network" in err and "cannot be re-discretised with euler" in err
     else:
@@ -50,7 +51,7 @@ def test_every_command_works_or_refuses_in_one_line(method, runs, cli):
         assert [line.split()[0] for line in out.splitlines()[2:4]] == ["euler", "rk4"]
 
     code, out, err = cli("spectrum", run, "--samples", "2", "--device", "cpu")
-    if reversible:
+    if reversible or imex:
         one_line_refusal(code, err, "spectrum")
         assert "Jacobian spectra apply to Runge-Kutta blocks" in err
     else:

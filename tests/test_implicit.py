@@ -155,10 +155,10 @@ def test_network_spec_cli_and_errors(tmp_path):
     assert spec.to_dict()["method"] == "sdirk3"
     assert rknet.NetworkSpec.from_dict(spec.to_dict()) == spec
     assert net(torch.randn(2, 1, 6, 6)).shape == (2, 10)
-    gauss = {"name": "gauss2", "a": [[0.25, 0.25 - 3**0.5 / 6], [0.25 + 3**0.5 / 6, 0.25]], "b": [0.5, 0.5],
-             "c": [0.5 - 3**0.5 / 6, 0.5 + 3**0.5 / 6]}
-    with pytest.raises(ValueError, match="fully implicit.*diagonally implicit"):
-        rknet.NetworkSpec(method=gauss)
+    lobatto = {"name": "lobatto3a", "a": [[0, 0, 0], ["5/24", "1/3", "-1/24"], ["1/6", "2/3", "1/6"]],
+               "b": ["1/6", "2/3", "1/6"], "c": [0, "1/2", 1]}
+    with pytest.raises(ValueError, match="fully implicit with a singular A"):
+        rknet.NetworkSpec(method=lobatto)
     with pytest.raises(ValueError, match="does not support the norm 'batch'"):
         ImplicitBlock(Single(3, dims=0, norm="batch"), "sdirk2", (0, 1))
     with pytest.raises(ValueError, match="they accept backprop"):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 
 from .grid import as_times, stage_times, step_sizes
-from .implicit import diagonal
+from .implicit_stages import diagonal
 from .operators import SymmetricOperator
 from .tableau import ButcherTableau
 

@@ -1,57 +1,46 @@
-"""Diagonally implicit Runge-Kutta stages: Newton-Krylov solves, gradients by the implicit function theorem.
+"""Implicit Runge-Kutta stages: Newton-Krylov solves, gradients by the implicit function theorem.
 
-A stage with a_ii != 0 solves `Y = base + gamma f(Y)` (gamma = h a_ii, base = y + h sum_{j<i} a_ij k_j)
-for Y by Newton's method, each Newton system `(I - gamma J) d = -G` by GMRES on Jacobian-vector products
-(forward-mode AD), so no Jacobian is ever formed. The iterations run without a graph. Afterwards one
-evaluation `Y = base + gamma f(Y*)` at the detached solution Y* is recorded, and a hook on Y replaces the
-incoming gradient g by the adjoint w solving `(I - gamma J^T) w = g` (GMRES on vector-Jacobian products):
-exactly the implicit function theorem's gradient with respect to base and the weights. So the memory kept
-for backward is one layer evaluation per stage, whatever the number of iterations, and nothing is
-unrolled. A solve that misses its tolerance raises `ImplicitSolveError`, never returns a wrong answer.
+The stages being solved (one stage of a diagonally implicit tableau, or all stages of a fully implicit one)
+are stacked along dimension 1: with rows of shape (B, s, ...), they solve `Y = base + M F(Y)`, where
+F(Y)_i = f_i(Y_i) is the slope at stage i, M = h A (for one DIRK stage the 1 x 1 matrix h a_ii) and
+`base` the explicit part. Newton's method solves it, each Newton system `(I - M J) d = -G` by GMRES on
+Jacobian-vector products (forward-mode AD), so no Jacobian is ever formed; the iterations run without a
+graph. When the slope acts on each image of a batch alone (every layer norm but batch norm), each image is
+its own system: its own Krylov space, line search and convergence test (`rknet.krylov`), and images that
+have converged drop out of the iteration.
+
+Afterwards one evaluation `F(Y*)` at the detached solution Y* is recorded, and a hook on the recorded
+`state = base + M F(Y*)` replaces the incoming gradient g by the adjoint w solving `(I - M J)^T w = g`
+(GMRES on vector-Jacobian products): exactly the implicit function theorem's gradient with respect to base
+and the weights. So the memory kept for backward is one layer evaluation per stage, whatever the number
+of iterations, and nothing is unrolled. A solve that misses its tolerance raises `ImplicitSolveError`,
+never returns a wrong answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-import torch.autograd.forward_ad as forward_ad
 
-from .tableau import ButcherTableau
+from .krylov import Function, gmres, jvp, per_row, row_max, row_norm
 
-_TOLERANCE = 1e-12
 _HALVINGS = 8
-Function = Callable[[torch.Tensor], torch.Tensor]
 
 
 class ImplicitSolveError(ValueError):
-    """A Newton or adjoint solve of an implicit stage missed its tolerance (step too large for the solver,
+    """A Newton or adjoint solve of implicit stages missed its tolerance (step too large for the solver,
     tolerance too tight for the precision, or too few iterations allowed)."""
-
-
-def diagonal(tableau: ButcherTableau) -> tuple[float, ...]:
-    """The diagonal a_ii of a diagonally implicit tableau; ValueError for one with a_ij != 0 above it."""
-    upper = [(i, j) for i in range(tableau.stages) for j in range(i + 1, tableau.stages)
-             if abs(tableau.a[i][j]) > _TOLERANCE]
-    if upper:
-        i, j = upper[0]
-        raise ValueError(f"tableau {tableau.name!r} is fully implicit (a[{i}][{j}] = {tableau.a[i][j]:g} lies above "
-                         "the diagonal); rknet integrates explicit and diagonally implicit tableaus (A lower "
-                         "triangular), solving one stage at a time")
-    return tuple(tableau.a[i][i] for i in range(tableau.stages))
-
-
-def require_solvable(tableau: ButcherTableau) -> ButcherTableau:
-    """`tableau` if it is explicit or diagonally implicit, else a ValueError saying what is accepted."""
-    diagonal(tableau)
-    return tableau
 
 
 @dataclass
 class SolveReport:
-    """Iteration counts summed over the implicit stages of the forward passes (and backward passes) since
-    the last `reset`, and the largest relative residual accepted."""
+    """Iteration counts summed over the implicit solves of the forward passes (and backward passes) since
+    the last `reset`, and the largest relative residual accepted. A solve covers one stage of a diagonally
+    implicit tableau (all stages of a fully implicit one) for a whole batch; its Newton count is that of
+    the slowest image."""
 
     stages: int = 0
     newton: int = 0
@@ -68,25 +57,47 @@ class SolveReport:
                 f"residual {self.residual:.2e}")
 
 
+def stage_mix(matrix: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """K -> (M K)_i = sum_j M_ij K_j over the stage dimension 1 of rows (B, s, ...)."""
+    return lambda stacked: torch.einsum("ij,bj...->bi...", matrix.to(stacked.dtype), stacked)
+
+
 class NewtonKrylov:
     """Newton's method with GMRES on Jacobian-vector products, for the stages of implicit blocks.
 
-    A stage counts as solved when `max|G(Y)| <= tol * (1 + max|Y|)`, G(Y) = Y - base - gamma f(Y);
+    A system counts as solved when `max|G(Y)| <= tol * (1 + max|Y|)` in every image, G(Y) = Y - base - M F(Y);
     `tol=None` means 1e-11 in float64 and 1e-5 in lower precision. Each Newton system, and each adjoint
     system in the backward pass, is solved by GMRES to `forcing` times its right-hand side's norm (the
     adjoint one to `tol`), in at most `max_krylov` iterations. `report` counts the iterations.
     """
 
     def __init__(self, tol: float | None = None, max_newton: int = 25, max_krylov: int = 40,
-                 forcing: float = 1e-3) -> None:
+                 forcing: float = 0.1) -> None:
         for name, value in (("max_newton", max_newton), ("max_krylov", max_krylov)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name, value in (("tol", tol), ("forcing", forcing)):
-            if value is not None and not (isinstance(value, (int, float)) and 0 < value < 1):
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                          and 0 < value < 1):
                 raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
         self.tol, self.max_newton, self.max_krylov, self.forcing = tol, max_newton, max_krylov, forcing
         self.report = SolveReport()
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> NewtonKrylov:
+        """A solver from a table of its options (a network spec's `solver`), naming any unknown one."""
+        known = ("tol", "max_newton", "max_krylov", "forcing")
+        if not isinstance(options, Mapping):
+            raise ValueError(f"solver options must be a table of {', '.join(known)}, got {options!r}")
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"unknown solver option {unknown[0]!r}; valid: {', '.join(known)}")
+        return cls(**options)
+
+    def options(self) -> dict:
+        """The settings as keyword arguments (what `NewtonKrylov(**options)` rebuilds)."""
+        return {"tol": self.tol, "max_newton": self.max_newton, "max_krylov": self.max_krylov,
+                "forcing": self.forcing}
 
     def tolerance(self, dtype: torch.dtype) -> float:
         if self.tol is not None:
@@ -99,127 +110,94 @@ class NewtonKrylov:
         return report
 
     def __repr__(self) -> str:
-        return (f"NewtonKrylov(tol={self.tol}, max_newton={self.max_newton}, max_krylov={self.max_krylov}, "
-                f"forcing={self.forcing})")
+        return "NewtonKrylov(" + ", ".join(f"{k}={v}" for k, v in self.options().items()) + ")"
 
-    def solve(self, f: Function, base: torch.Tensor, gamma: float, where: str = "stage") -> torch.Tensor:
-        """The stage's slope k = f(Y) with Y = base + gamma k, differentiable by the implicit function theorem."""
-        solution, value = self._newton(f, base.detach(), gamma, where)
+    def solve(self, slopes: Function, base: torch.Tensor, matrix: Sequence[Sequence[float]],
+              where: str = "stage") -> torch.Tensor:
+        """The slopes K = F(Y) with Y = base + M K, rows (B, s, ...), differentiable by the implicit
+        function theorem. `slopes` must act on any subset of the B rows alone; M must be invertible."""
+        matrix = torch.tensor(matrix, dtype=torch.float64)
+        mix, transposed, inverse = stage_mix(matrix), stage_mix(matrix.T), stage_mix(torch.linalg.inv(matrix))
+        solution, value = self._newton(slopes, base.detach(), mix, where)
         if not torch.is_grad_enabled():
             return value
-        recorded = f(solution)
-        state = base + gamma * recorded
+        state = base + mix(slopes(solution))
         if not state.requires_grad:
-            return recorded
-        state.register_hook(lambda grad: self._adjoint(f, solution, gamma, grad, where))
-        return (state - base) / gamma
+            return value
+        state.register_hook(lambda grad: self._adjoint(slopes, solution, transposed, grad, where))
+        return inverse(state - base)
 
-    def _newton(self, f: Function, base: torch.Tensor, gamma: float, where: str):
-        """Newton's method with a backtracking line search on ||G|| (halving the step up to `_HALVINGS` times),
-        which the strongly nonlinear norms (TV) need at large steps."""
+    def _newton(self, slopes: Function, base: torch.Tensor, mix: Function, where: str):
+        """Newton's method, each row with its own backtracking line search on its ||G|| (halving the step up
+        to `_HALVINGS` times), which the strongly nonlinear norms (TV) need at large steps."""
         tol = self.tolerance(base.dtype)
         with torch.no_grad():
-            state, value = base, f(base)
-            residual = state - base - gamma * value
+            state, value = base.clone(), slopes(base)
+            residual = state - base - mix(value)
+            error = row_max(residual) / (1 + row_max(state))
             for iteration in range(self.max_newton + 1):
-                error = residual.abs().max().item() / (1 + state.abs().max().item())
-                if error <= tol:
+                unsolved = (error > tol) | error.isnan()
+                if not bool(unsolved.any()):
                     self.report.stages += 1
                     self.report.newton += iteration
-                    self.report.residual = max(self.report.residual, error)
+                    self.report.residual = max(self.report.residual, error.max().item())
                     return state, value
-                if error != error or iteration == self.max_newton:
+                if bool(error.isnan().any()) or iteration == self.max_newton:
                     break
-                linear = lambda v, state=state: v - gamma * jvp(f, state, v)  # noqa: E731
-                size = residual.norm().item()
-                delta, count, _ = gmres(linear, -residual, self.forcing * size, self.max_krylov)
+                rows = unsolved.nonzero()[:, 0]
+                point, target = state[rows], base[rows]
+                linear = lambda v, point=point: v - mix(jvp(slopes, point, v))  # noqa: E731
+                size = row_norm(residual[rows])
+                delta, count, _ = gmres(linear, -residual[rows], self.forcing * size, self.max_krylov)
                 self.report.krylov += count
-                fraction = 1.0
-                for _ in range(_HALVINGS + 1):
-                    trial = state + fraction * delta
-                    trial_value = f(trial)
-                    trial_residual = trial - base - gamma * trial_value
-                    if trial_residual.norm().item() <= (1 - 1e-4 * fraction) * size:
-                        break
-                    fraction /= 2
-                state, value, residual = trial, trial_value, trial_residual
+                trial = self._line_search(slopes, mix, point, target, delta, size)
+                state[rows], value[rows], residual[rows] = trial
+                error[rows] = row_max(trial[2]) / (1 + row_max(trial[0]))
+        failed = int(unsolved.sum())
+        rows_note = f" in {failed} of {len(error)} images" if len(error) > 1 else ""
         raise ImplicitSolveError(f"{where}: Newton's method did not converge in {self.max_newton} iterations "
-                                 f"(relative residual {error:.3g}, tolerance {tol:.3g}); use smaller steps, "
-                                 "raise max_newton/max_krylov, or loosen tol")
+                                 f"(relative residual {error.max().item():.3g}{rows_note}, tolerance {tol:.3g}); "
+                                 "use smaller steps, raise max_newton/max_krylov, or loosen tol")
 
-    def _adjoint(self, f: Function, solution: torch.Tensor, gamma: float, grad: torch.Tensor,
+    @staticmethod
+    def _line_search(slopes: Function, mix: Function, point: torch.Tensor, base: torch.Tensor,
+                     delta: torch.Tensor, size: torch.Tensor):
+        """(state, value, residual) after each row's longest step point + delta / 2^m (m <= `_HALVINGS`)
+        that lowers its residual norm; rows that find none take the shortest step tried."""
+        states, values, residuals = point.clone(), torch.empty_like(point), torch.empty_like(point)
+        pending = torch.arange(point.shape[0])
+        fraction = torch.ones(point.shape[0], dtype=torch.float64)
+        for halving in range(_HALVINGS + 1):
+            trial = point[pending] + per_row(fraction[pending], point) * delta[pending]
+            value = slopes(trial)
+            residual = trial - base[pending] - mix(value)
+            taken = row_norm(residual) <= (1 - 1e-4 * fraction[pending]) * size[pending]
+            if halving == _HALVINGS:
+                taken[:] = True
+            chosen = pending[taken]
+            states[chosen], values[chosen], residuals[chosen] = trial[taken], value[taken], residual[taken]
+            pending = pending[~taken]
+            if not len(pending):
+                break
+            fraction[pending] /= 2
+        return states, values, residuals
+
+    def _adjoint(self, slopes: Function, solution: torch.Tensor, transposed: Function, grad: torch.Tensor,
                  where: str) -> torch.Tensor | None:
         if grad is None:  # an undefined gradient (autograd's convention for zero)
             return None
         with torch.enable_grad():
             point = solution.detach().requires_grad_()
-            value = f(point)
-        transposed = lambda w: w - gamma * torch.autograd.grad(value, point, w, retain_graph=True)[0]  # noqa: E731
-        target = self.tolerance(grad.dtype) * grad.norm().item()
-        adjoint, count, residual = gmres(transposed, grad, target, self.max_krylov)
-        if residual > target:
-            raise ImplicitSolveError(f"{where}: the adjoint solve (I - h a_ii J^T) w = g of the backward pass "
+            value = slopes(point)
+        operator = lambda w: w - torch.autograd.grad(value, point, transposed(w), retain_graph=True)[0]  # noqa: E731
+        target = self.tolerance(grad.dtype) * row_norm(grad)
+        adjoint, count, residual = gmres(operator, grad, target, self.max_krylov)
+        if bool((residual > target).any()):
+            worst = (residual - target).argmax()
+            raise ImplicitSolveError(f"{where}: the adjoint solve (I - h A J)^T w = g of the backward pass "
                                      f"did not converge in {self.max_krylov} GMRES iterations (residual "
-                                     f"{residual:.3g} > {target:.3g}); raise max_krylov or loosen tol")
+                                     f"{residual[worst]:.3g} > {target[worst]:.3g}); raise max_krylov or "
+                                     "loosen tol")
         self.report.adjoint_stages += 1
         self.report.adjoint_krylov += count
         return adjoint
-
-
-def jvp(f: Function, point: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-    """J(point) direction, the Jacobian-vector product of f by forward-mode AD (one dual evaluation)."""
-    with forward_ad.dual_level():
-        tangent = forward_ad.unpack_dual(f(forward_ad.make_dual(point, direction))).tangent
-    return torch.zeros_like(point) if tangent is None else tangent
-
-
-def gmres(operator: Function, rhs: torch.Tensor, tolerance: float, max_iterations: int
-          ) -> tuple[torch.Tensor, int, float]:
-    """x with ||operator(x) - rhs|| <= tolerance (or the best in `max_iterations` steps): unrestarted GMRES
-    over tensors of any shape. Returns (x, iterations, residual norm)."""
-    beta = rhs.norm().item()
-    if beta <= tolerance or beta == 0.0:
-        return torch.zeros_like(rhs), 0, beta
-    basis = [rhs / beta]
-    hessenberg = torch.zeros(max_iterations + 1, max_iterations, dtype=torch.float64)
-    for j in range(max_iterations):
-        w = operator(basis[j])
-        for i, v in enumerate(basis):  # modified Gram-Schmidt
-            hessenberg[i, j] = (w * v).sum().item()
-            w = w - hessenberg[i, j].item() * v
-        hessenberg[j + 1, j] = w.norm().item()
-        target = torch.zeros(j + 2, dtype=torch.float64)
-        target[0] = beta
-        system = hessenberg[: j + 2, : j + 1]
-        coefficients = torch.linalg.lstsq(system, target[:, None]).solution[:, 0]
-        residual = (system @ coefficients - target).norm().item()
-        if residual <= tolerance or hessenberg[j + 1, j] <= 1e-14 * beta:
-            break
-        basis.append(w / hessenberg[j + 1, j].item())
-    solution = torch.zeros_like(rhs)
-    for c, v in zip(coefficients.tolist(), basis):
-        solution = solution.add(v, alpha=c)
-    return solution, j + 1, residual
-
-
-class ImplicitStages:
-    """Wraps a Runge-Kutta slope callback so that stages with a_ii != 0 are solved: what `rk_step` needs to
-    step a diagonally implicit tableau (it passes the explicit part of each stage as the state)."""
-
-    def __init__(self, tableau: ButcherTableau, solver: NewtonKrylov | None = None) -> None:
-        self.diagonal = diagonal(tableau)
-        self.name = tableau.name
-        self.solver = solver if solver is not None else NewtonKrylov()
-        if not isinstance(self.solver, NewtonKrylov):
-            raise TypeError(f"solver must be an rknet.NewtonKrylov, got {type(self.solver).__name__}")
-
-    def slope(self, slope: Callable[[int, torch.Tensor], torch.Tensor], step: float, k: int = 0
-              ) -> Callable[[int, torch.Tensor], torch.Tensor]:
-        """slope(i, state) for step k of size `step`, with the diagonal terms solved for."""
-        def solved(i: int, base: torch.Tensor) -> torch.Tensor:
-            gamma = step * self.diagonal[i]
-            if gamma == 0.0:
-                return slope(i, base)
-            return self.solver.solve(lambda state: slope(i, state), base, gamma,
-                                     f"{self.name} step {k}, stage {i}")
-        return solved

@@ -1,25 +1,29 @@
-"""ImplicitBlock: a DynamicBlock stepped by a diagonally implicit Runge-Kutta method (backward Euler,
-implicit midpoint, trapezoid, SDIRK2, SDIRK3 or a user's DIRK tableau).
+"""ImplicitBlock: a DynamicBlock stepped by an implicit Runge-Kutta method (backward Euler, implicit
+midpoint, trapezoid, SDIRK2, SDIRK3, 2-stage Gauss-Legendre or a user's implicit tableau).
 
-Each implicit stage is solved by Newton-Krylov to a tolerance and differentiated by the implicit function
-theorem (`rknet.implicit`), so training memory is one layer evaluation per stage, as for an explicit
-method, however many iterations the solves take.
+Each implicit stage (all stages together for a fully implicit tableau) is solved by Newton-Krylov to a
+tolerance, each image of a batch as its own system, and differentiated by the implicit function theorem
+(`rknet.implicit`), so training memory is one layer evaluation per stage, as for an explicit method,
+however many iterations the solves take.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
 from .dynamic_block import DynamicBlock
-from .implicit import ImplicitStages, NewtonKrylov, SolveReport
-from .integrate import Slope
+from .implicit import NewtonKrylov, SolveReport
+from .implicit_stages import ImplicitStages
+from .integrate import implicit_step
 from .layers import Layer
 from .strategies import GradientStrategy
 from .tableau import ButcherTableau, get_tableau
 
 
 class ImplicitBlock(DynamicBlock):
-    """Integrate a layer's ODE with a diagonally implicit tableau; `solver` sets the stage solves'
+    """Integrate a layer's ODE with an implicit tableau; `solver` sets the stage solves'
     tolerance and iteration limits, and its `report` counts their iterations.
 
     Batch norm is refused: the solver evaluates the layer a data-dependent number of times, so per-evaluation
@@ -35,7 +39,7 @@ class ImplicitBlock(DynamicBlock):
                  interpolation: str = "linear", gradient: str | GradientStrategy | None = None,
                  solver: NewtonKrylov | None = None) -> None:
         tableau = get_tableau(method)
-        stages = ImplicitStages(tableau, solver)
+        stages = ImplicitStages(tableau, solver, per_sample=True)
         if getattr(layer, "norm", None) == "batch":
             raise ValueError(f"{tableau.name} (an implicit method) does not support the norm 'batch': the stage "
                              "solves evaluate the layer a varying number of times; use the norm 'tv' or 'none'")
@@ -51,10 +55,11 @@ class ImplicitBlock(DynamicBlock):
         """Iteration counts of the stage solves since the solver's last `reset`."""
         return self.solver.report
 
-    def slope(self, k: int, cache: dict) -> Slope:
+    def step(self, y: torch.Tensor, k: int, cache: dict | None = None) -> torch.Tensor:
+        cache = {} if cache is None else cache
         for weights in self.weights[k]:  # interpolate now, with a graph: the solves run without one
             self._interpolate(weights, cache)
-        return self.stages.slope(super().slope(k, cache), self.step_sizes[k], k)
+        return implicit_step(self.stages, self.slope(k, cache), y, self.step_sizes[k], self.terms, k)
 
     def with_grids(self, t_states: Sequence[float], t_controls: Sequence[float]) -> ImplicitBlock:
         return ImplicitBlock(self.layer, self.tableau, t_states, t_controls, self.interpolation, self.gradient,

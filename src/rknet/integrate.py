@@ -11,7 +11,8 @@ from typing import NamedTuple, TypeVar
 import torch
 
 from .grid import as_times, stage_times, step_sizes
-from .implicit import ImplicitStages, NewtonKrylov
+from .implicit import NewtonKrylov
+from .implicit_stages import ImplicitStages
 from .tableau import ButcherTableau, get_tableau
 
 Slope = Callable[[int, torch.Tensor], torch.Tensor]
@@ -80,11 +81,20 @@ def rk_step(slope: Slope, y: torch.Tensor, step: float, terms: StageTerms) -> to
     return result
 
 
+def implicit_step(stages: ImplicitStages, slope: Slope, y: torch.Tensor, step: float, terms: StageTerms,
+                  k: int = 0) -> torch.Tensor:
+    """One step of an implicit tableau: all stages solved together if it is fully implicit, else stage by
+    stage through `rk_step` with the diagonal terms solved for."""
+    if stages.coupled:
+        return stages.coupled_step(slope, y, step, k)
+    return rk_step(stages.slope(slope, step, k), y, step, terms)
+
+
 def integrate(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor, t,
               method: str | ButcherTableau = "rk4", trajectory: bool = False,
               solver: NewtonKrylov | None = None) -> torch.Tensor:
-    """Integrate dy/dt = f(t, y) from y(t[0]) = y0 over the state times `t` with an explicit or diagonally
-    implicit RK method (implicit stages solved by `solver`, default `NewtonKrylov()`; see `rknet.implicit`).
+    """Integrate dy/dt = f(t, y) from y(t[0]) = y0 over the state times `t` with an explicit or implicit RK
+    method (implicit stages solved by `solver`, default `NewtonKrylov()`; see `rknet.implicit`).
 
     `t` is any strictly increasing grid (non-uniform allowed; a tensor is read once, up front). `f` gets
     the stage time as a Python float. Returns y at t[-1], or with `trajectory=True` the states at every
@@ -99,7 +109,9 @@ def integrate(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor
 
     def step(y: torch.Tensor, k: int) -> torch.Tensor:
         slope = lambda i, state: checked_slope(f, stages[k][i], state)  # noqa: E731
-        return rk_step(slope if implicit is None else implicit.slope(slope, sizes[k], k), y, sizes[k], terms)
+        if implicit is None:
+            return rk_step(slope, y, sizes[k], terms)
+        return implicit_step(implicit, slope, y, sizes[k], terms, k)
 
     return (march_states if trajectory else march)(step, y0, len(sizes))
 

@@ -10,7 +10,7 @@ import warnings
 
 from .grid import GridWarning, uniform_grid
 from .network import ODENet
-from .schemes import check_family, resolve_method
+from .schemes import check_family, resolve_method, uses_solver
 
 
 def rediscretize(model: ODENet, method=None, steps: int | None = None) -> ODENet:
@@ -29,6 +29,8 @@ def rediscretize(model: ODENet, method=None, steps: int | None = None) -> ODENet
     if method is not None:
         changes["method"] = resolve_method(method)
         check_family(spec.method, changes["method"])
+        if not uses_solver(changes["method"]):
+            changes["solver"] = {}
     if spec.family == "runge-kutta":
         changes["t_controls"] = spec.control_times
     with warnings.catch_warnings():

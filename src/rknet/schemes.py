@@ -1,5 +1,5 @@
-"""Methods by name or by value: every explicit tableau (a DynamicBlock), every diagonally implicit one (an
-ImplicitBlock) and the reversible schemes.
+"""Methods by name or by value: every explicit tableau (a DynamicBlock), every implicit one (an
+ImplicitBlock), the IMEX pairs (an ImexBlock) and the reversible schemes.
 
 A method is a preset name (`TABLEAUS`, `IMPLICIT_TABLEAUS`), a reversible scheme (`leapfrog`, `hamiltonian`), a
 `ButcherTableau`, a mapping with a, b, c and name, or the path of a tableau file (.toml/.json/.yaml).
@@ -16,8 +16,9 @@ from .configfiles import SUFFIXES, read_table
 from .dynamic_block import DynamicBlock
 from .imex import IMEX_PAIRS
 from .imex_block import ImexBlock
-from .implicit import require_solvable
+from .implicit import NewtonKrylov
 from .implicit_block import ImplicitBlock
+from .implicit_stages import require_solvable
 from .layers import Layer
 from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
 from .tableau import IMPLICIT_TABLEAUS, TABLEAUS, ButcherTableau, get_tableau
@@ -60,6 +61,11 @@ def resolve_method(method: Any) -> Method:
     return require_solvable(get_tableau(method))
 
 
+def uses_solver(method: Method) -> bool:
+    """Whether blocks of `method` solve implicit stages with a NewtonKrylov solver (implicit tableaus)."""
+    return isinstance(method, ButcherTableau) and not method.explicit
+
+
 def family(method: Method) -> str:
     """Blocks of one family can be re-discretised into each other."""
     if isinstance(method, str):
@@ -78,13 +84,18 @@ def block_type(method: Method) -> type[Block]:
 
 
 def build_block(method: Method, layer: Layer, t_states: Sequence[float], t_controls: Sequence[float] | None,
-                interpolation: str, gradient: str | None) -> Block:
-    """A DynamicBlock for a tableau, or a reversible block (one control per step, t_controls unused)."""
+                interpolation: str, gradient: str | None, solver: Mapping[str, Any] | None = None) -> Block:
+    """A DynamicBlock for a tableau (an ImplicitBlock, with a NewtonKrylov of the `solver` options, for an
+    implicit one), an ImexBlock for an IMEX pair, or a reversible block (one control per step, t_controls
+    unused)."""
     if method in IMEX_PAIRS:
         return ImexBlock(layer, method, t_states, t_controls, interpolation, gradient)
     if isinstance(method, str):
         return REVERSIBLE_SCHEMES[method](layer, t_states=t_states, gradient=gradient)
-    return block_type(method)(layer, method, t_states, t_controls, interpolation, gradient)
+    if uses_solver(method):
+        return ImplicitBlock(layer, method, t_states, t_controls, interpolation, gradient,
+                             NewtonKrylov.from_options(solver or {}))
+    return DynamicBlock(layer, method, t_states, t_controls, interpolation, gradient)
 
 
 def check_family(old: Method, new: Method) -> None:

@@ -12,11 +12,21 @@ from .block import Block
 from .checks import choice, int_list, positive_int
 from .grid import INTERPOLATIONS, as_times, check_span
 from .imex_block import check_imex_layer
+from .implicit import NewtonKrylov
 from .layers import ACTIVATIONS, DIMS, Layer, layer_name, make_layer
 from .norms import check_norm
 from .reversible import check_reversible_layer, uniform_step
-from .schemes import REVERSIBLE_SCHEMES, Method, block_type, build_block, family, method_name, resolve_method
-from .tableau import ButcherTableau, preset_name
+from .schemes import (
+    REVERSIBLE_SCHEMES,
+    Method,
+    block_type,
+    build_block,
+    family,
+    method_name,
+    resolve_method,
+    uses_solver,
+)
+from .tableau import IMPLICIT_TABLEAUS, ButcherTableau, preset_name
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,8 @@ class NetworkSpec:
     tableau survives save and load) or a tableau file's path. `t_controls=None` puts the controls on the
     state times. `gradient=None` takes the method's default (backprop for Runge-Kutta blocks, reversible
     for leapfrog and hamiltonian). `layer_options` are the layer's own keyword arguments (e.g. gamma).
+    `solver` holds the implicit stage solver's options (`rknet.NewtonKrylov`: tol, max_newton, max_krylov,
+    forcing) for implicit tableaus only.
     Validated on construction; `to_dict`/`from_dict` round-trip exactly.
     """
 
@@ -43,6 +55,7 @@ class NetworkSpec:
     activation: str = "relu"
     dims: int = 2
     gradient: str | None = None
+    solver: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731  (frozen)
@@ -66,10 +79,22 @@ class NetworkSpec:
         elif isinstance(self.method, str):
             check_imex_layer(layer, self.method)
         self._check_grids()
+        self._check_solver()
         blocks = block_type(self.method)
         if self.gradient is not None and self.gradient not in blocks.gradients:
             raise ValueError(f"gradient {self.gradient!r} does not apply to {method_name(self.method)} blocks; "
                              f"they accept {', '.join(blocks.gradients)}")
+
+    def _check_solver(self) -> None:
+        if not isinstance(self.solver, Mapping):
+            raise ValueError(f"solver must be a table of the implicit solver's options, got {self.solver!r}")
+        object.__setattr__(self, "solver", dict(self.solver))
+        if not self.solver:
+            return
+        if not uses_solver(self.method):
+            raise ValueError(f"solver options apply to implicit tableaus ({', '.join(IMPLICIT_TABLEAUS)} or "
+                             f"your own), not to {method_name(self.method)}")
+        NewtonKrylov.from_options(self.solver)
 
     def _check_grids(self) -> None:
         states = as_times(self.t_states, "t_states")
@@ -126,7 +151,7 @@ class NetworkSpec:
     def make_block(self, width: int) -> Block:
         """The block of one width."""
         return build_block(self.method, self.make_layer(width), self.t_states, self.t_controls,
-                           self.interpolation, self.gradient)
+                           self.interpolation, self.gradient, self.solver)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able: a preset method by name, any other tableau by value (name, a, b, c)."""
@@ -135,6 +160,7 @@ class NetworkSpec:
         values["t_states"] = list(self.t_states)
         values["t_controls"] = None if self.t_controls is None else list(self.t_controls)
         values["layer_options"] = dict(self.layer_options)
+        values["solver"] = dict(self.solver)
         if isinstance(self.method, ButcherTableau):
             values["method"] = preset_name(self.method) or self.method.to_dict()
         return values

@@ -69,7 +69,7 @@ class BlockSpectrum:
 def _runge_kutta(block: Block) -> DynamicBlock:
     if not isinstance(block, DynamicBlock):
         raise ValueError(f"Jacobian spectra apply to Runge-Kutta blocks, whose stability region they are read "
-                         f"against; a {block.family} block has none (its method: {block.method_name})")
+                         f"against, not to {block.method_name} blocks (the {block.family} family)")
     return block
 
 

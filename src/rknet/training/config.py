@@ -61,6 +61,7 @@ class TrainConfig:
     norm: str = DEFAULTS.norm
     activation: str = DEFAULTS.activation
     gradient: str | None = DEFAULTS.gradient
+    solver: dict[str, Any] = field(default_factory=lambda: dict(DEFAULTS.solver))
     # optimisation
     optimizer: str = "sgd"
     lr: float = 0.2
@@ -114,7 +115,7 @@ class TrainConfig:
                            layer=self.layer, layer_options=self.layer_options, method=self.method,
                            t_states=self.state_times(), t_controls=self.control_times(),
                            interpolation=self.interpolation, norm=self.norm, activation=self.activation,
-                           gradient=self.gradient)
+                           gradient=self.gradient, solver=self.solver)
 
     def levels(self) -> list[int]:
         """Refinement factors of the multilevel schedule, relative to the configured grid ([1] if none)."""
