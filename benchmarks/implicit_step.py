@@ -1,13 +1,16 @@
-"""Training-step time of an implicit (sdirk2) and an IMEX (ars222) network against RK4, same widths.
+"""Training-step time of implicit (sdirk2, gauss2) and IMEX (ars222) networks against RK4, same widths.
 
 Run: python benchmarks/implicit_step.py [--batch 32] [--size 16] [--repeats 5]
 Each network: ODENet widths 8-8, DoubleSym with TV norm, 4 unit steps, on random images; a step is forward,
-backward and an SGD update. Reported: median seconds per step, and for sdirk2 the solver's iteration counts.
+backward and an SGD update. Reported: median seconds per step, and for the implicit ones the solver's
+iteration counts.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import platform
 import statistics
 import time
 
@@ -15,7 +18,7 @@ import torch
 
 import rknet
 
-METHODS = ("rk4", "sdirk2", "ars222")
+METHODS = ("rk4", "sdirk2", "gauss2", "ars222")
 
 
 def step_time(method: str, x: torch.Tensor, labels: torch.Tensor, repeats: int) -> tuple[float, str]:
@@ -34,6 +37,14 @@ def step_time(method: str, x: torch.Tensor, labels: torch.Tensor, repeats: int) 
     return statistics.median(times[1:]), report
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or "unknown CPU"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
@@ -42,6 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     x = torch.randn(args.batch, 3, args.size, args.size)
     labels = torch.randint(0, 10, (args.batch,))
+    print(f"{cpu_model()}, torch {torch.__version__}, {datetime.datetime.now():%Y-%m-%d %H:%M}")
     print(f"Training step, ODENet widths 8-8, DoubleSym + TV, 4 unit steps, batch {args.batch}, "
           f"{args.size}x{args.size}, {torch.get_num_threads()} threads\n")
     print("| method | s per step | vs rk4 |\n|---|---|---|")

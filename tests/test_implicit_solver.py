@@ -120,3 +120,24 @@ def test_solver_options_from_the_command_line(tmp_path, cli):
     code, out, err = cli("train", *tiny, "--solver", "tol=1e-4", "--out", tmp_path / "explicit")
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "solver options apply to implicit tableaus" in err and not (tmp_path / "explicit").exists()
+
+
+def test_the_adjoint_solve_restarts_until_it_reaches_its_tolerance():
+    """GMRES(4) on 6 unknowns: one cycle cannot solve the adjoint system exactly, restarts do; with
+    GMRES(1) and a non-normal matrix they cannot, and the backward pass says so."""
+    generator = torch.Generator().manual_seed(3)
+    a = (0.3 * torch.randn(6, 6, dtype=torch.float64, generator=generator)).requires_grad_()
+    y0 = torch.randn(6, dtype=torch.float64, generator=generator)
+    solver = NewtonKrylov(tol=1e-12, max_krylov=4, max_newton=60)
+    solved = rknet.integrate(lambda t, y: a @ y, y0, [0, 0.2], "backward_euler", solver=solver)
+    (grad,) = torch.autograd.grad(solved.sum(), a)
+    closed = torch.linalg.solve(torch.eye(6, dtype=torch.float64) - 0.2 * a, y0)
+    (expected,) = torch.autograd.grad(closed.sum(), a)
+    assert torch.allclose(grad, expected, rtol=1e-9, atol=1e-11)
+    assert solver.report.adjoint_krylov > 4  # it restarted
+    stiff = 5 * torch.triu(torch.randn(6, 6, dtype=torch.float64, generator=generator))
+    start = torch.zeros(6, dtype=torch.float64, requires_grad=True)  # solved at once: Y = 0
+    solved = rknet.integrate(lambda t, y: stiff @ y, start, [0, 1.0], "backward_euler",
+                             solver=NewtonKrylov(tol=1e-12, max_krylov=1))
+    with pytest.raises(rknet.ImplicitSolveError, match=r"adjoint .* did not converge in 4 x 1 GMRES iterations"):
+        solved.sum().backward()
