@@ -1,10 +1,14 @@
 """The fused block pass (rknet.fused) against the generic path that autograd records op by op.
 
-Tolerances come from the precision: the forward pass runs the same operations (an interpolation that mixes
-two controls is a matrix product there), the backward pass sums in another order, so the two differ by
-round-off accumulated over a few dozen evaluations: 64 eps of the largest value compared (fp32: 7.6e-6
-relative; fp64: 1.4e-14).
+The tolerance comes from the precision: both paths run in fp32 and are compared with the generic path run
+in fp64 (the truth, to fp32's eyes). The fused path's error must stay within 4x the generic path's own
+fp32 error plus 4 eps of the largest value compared: the forward pass runs the same operations (signals as one-row
+images; an interpolation that mixes two controls is a matrix product), the backward pass sums in another
+order, and TV norm's backward amplifies round-off alike on both paths where |K y| is small. Measured: at
+most 2.2x over 24 methods, grids and dims x 3 seeds.
 """
+
+import copy
 
 import pytest
 import torch
@@ -13,46 +17,52 @@ import torch.nn.functional as F
 import rknet
 from rknet import fused
 
-
-def close(actual: torch.Tensor, expected: torch.Tensor, scale: float | None = None) -> bool:
-    """|actual - expected| <= 64 eps * scale, scale defaulting to the largest |expected|."""
-    scale = float(expected.abs().max()) if scale is None else scale
-    return float((actual - expected).abs().max()) <= 64 * torch.finfo(expected.dtype).eps * max(scale, 1e-30)
+EPS = torch.finfo(torch.float32).eps
 
 
-def run(model, x, labels, use_fused: bool):
-    """(logits, grads of the parameters and the input) of one cross-entropy backward pass."""
+def as_accurate(fast: list[torch.Tensor], eager: list[torch.Tensor], truth: list[torch.Tensor]) -> bool:
+    """Each fp32 result of the fused path is as close to the fp64 truth as the generic path's, within 4x
+    (plus 4 eps of the largest value of all: the grads of biases ahead of batch norm are round-off alone)."""
+    floor = EPS * max(float(c.abs().max()) for c in truth)
+    for a, b, c in zip(fast, eager, truth, strict=True):
+        if float((a.double() - c).abs().max()) > 4 * (float((b.double() - c).abs().max()) + floor):
+            return False
+    return True
+
+
+def network_pass(model, x, labels, use_fused: bool) -> list[torch.Tensor]:
+    """[logits, grads of the input and of every parameter] of one cross-entropy backward pass."""
     fused.set_enabled(use_fused)
     try:
         model.zero_grad()
         x = x.detach().requires_grad_()
         logits = model(x)
         F.cross_entropy(logits, labels).backward()
-        grads = {name: p.grad.clone() for name, p in model.named_parameters()}
-        grads["input"] = x.grad.clone()
-        return logits.detach(), grads
+        return [logits.detach(), x.grad.clone(), *(p.grad.clone() for p in model.parameters())]
     finally:
         fused.set_enabled(True)
 
 
-def check_network(dtype: torch.dtype, **options) -> None:
-    torch.manual_seed(0)
-    dims = options.get("dims", 2)
-    shape = ((2,), (1, 12), (1, 6, 6))[dims]
-    model = rknet.ODENet(shape[0], 5, widths=(4, 6, 6), **options).to(dtype)
-    x, labels = torch.randn(8, *shape, dtype=dtype), torch.randint(0, 5, (8,))
-    logits, grads = run(model, x, labels, True)
-    reference, expected = run(model, x, labels, False)
-    assert close(logits, reference)
-    scale = max(float(g.abs().max()) for g in expected.values())  # biases before batch norm have ~0 grads
-    for name, grad in grads.items():
-        assert close(grad, expected[name], scale), name
+def block_pass(block, y, weights, use_fused: bool) -> list[torch.Tensor]:
+    """[output, grads of the input and the controls] of sum(block(y) * weights)."""
+    fused.set_enabled(use_fused)
+    try:
+        y = y.detach().requires_grad_()
+        out = block(y)
+        return [out.detach(), *torch.autograd.grad((out * weights).sum(), [y, *block.controls.values()])]
+    finally:
+        fused.set_enabled(True)
 
 
 @pytest.mark.parametrize("dims", [0, 1, 2])
 @pytest.mark.parametrize("norm", ["tv", "none"])
-def test_default_layer_matches_generic_path_in_fp32(dims, norm):
-    check_network(torch.float32, dims=dims, norm=norm)
+def test_default_network_as_accurate_as_the_generic_path(dims, norm):
+    torch.manual_seed(0)
+    shape = ((2,), (1, 12), (1, 6, 6))[dims]
+    model = rknet.ODENet(shape[0], 5, widths=(4, 6, 6), dims=dims, norm=norm)
+    x, labels = torch.randn(8, *shape), torch.randint(0, 5, (8,))
+    truth = network_pass(copy.deepcopy(model).double(), x.double(), labels, False)
+    assert as_accurate(network_pass(model, x, labels, True), network_pass(model, x, labels, False), truth)
 
 
 @pytest.mark.parametrize("method, grids", [
@@ -63,8 +73,35 @@ def test_default_layer_matches_generic_path_in_fp32(dims, norm):
 ])
 @pytest.mark.parametrize("dims", [0, 1])
 @pytest.mark.filterwarnings("ignore::rknet.grid.GridWarning")  # a knot inside a step, on purpose
-def test_methods_and_grids_match_in_fp64(method, grids, dims):
-    check_network(torch.float64, dims=dims, method=method, **grids)
+def test_methods_and_grids_as_accurate_block_by_block(method, grids, dims):
+    torch.manual_seed(0)
+    grids = dict(grids)
+    layer = rknet.layers.DoubleSym(4, dims=dims, norm="tv")
+    block = rknet.DynamicBlock(layer, method, grids.pop("t_states", (0, 1, 2, 3, 4)), **grids)
+    with torch.no_grad():
+        for value in block.controls.values():
+            value.add_(0.1 * torch.randn_like(value))
+    y = torch.randn(6, 4, *(9,) * dims)
+    weights = torch.randn_like(y)
+    truth = block_pass(copy.deepcopy(block).double(), y.double(), weights.double(), False)
+    assert as_accurate(block_pass(block, y, weights, True), block_pass(block, y, weights, False), truth)
+
+
+@pytest.mark.parametrize("dims", [0, 1])
+def test_fused_gradients_pass_gradcheck(dims):
+    torch.manual_seed(2)
+    block = rknet.DynamicBlock(rknet.layers.DoubleSym(2, dims=dims, norm="tv"), "rk4", t_states=[0, 0.5, 1],
+                               t_controls=[0, 1]).double()
+    y = torch.randn(3, 2, *(4,) * dims, dtype=torch.float64, requires_grad=True)
+    names = list(block.controls)
+    params = [block.controls[n].detach().clone().requires_grad_() for n in names]
+
+    def run(y, *params):
+        out = torch.func.functional_call(block, {f"controls.{n}": p for n, p in zip(names, params)}, (y,))
+        assert type(out.grad_fn).__name__ == "FusedBlockBackward"
+        return out
+
+    assert torch.autograd.gradcheck(run, (y, *params))
 
 
 def test_the_fused_path_serves_the_default_network_and_only_it():
@@ -88,13 +125,13 @@ def test_eval_mode_partial_grads_and_no_double_backward():
     with torch.no_grad():
         out = block(y)
         with fused.disabled():
-            assert close(out, block(y))
+            assert torch.allclose(out, block(y), rtol=0, atol=64 * EPS * float(out.abs().max()))
     block.requires_grad_(False)  # only the input needs a grad
     x = y.clone().requires_grad_()
     (grad,) = torch.autograd.grad(block(x).square().sum(), x)
     with fused.disabled():
         (expected,) = torch.autograd.grad(block(x).square().sum(), x)
-    assert close(grad, expected)
+    assert torch.allclose(grad, expected, rtol=0, atol=64 * EPS * float(expected.abs().max()))
     block.requires_grad_(True)  # only the parameters need grads
     block(y).sum().backward()
     assert all(p.grad is not None for p in block.parameters())

@@ -75,17 +75,22 @@ class Plan:
             self._matrices[key] = torch.tensor(self.rows, dtype=like.dtype, device=like.device)
         return self._matrices[key]
 
-    def interpolate(self, names: list[str], stacked: tuple[torch.Tensor, ...]) -> list[dict[str, torch.Tensor]]:
-        """Every control at every evaluation: one matrix product per control."""
+    def interpolate(self, names: list[str], stacked: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        """Every control (and what the layer derives from it) at every evaluation, stacked: one matrix
+        product per control."""
         matrix = self.matrix(stacked[0])
         values = {name: (matrix @ s.flatten(1)).view(len(self.rows), *s.shape[1:]) for name, s in zip(names, stacked)}
-        values = {name: value.unbind(0) for name, value in self.math.prepare(values).items()}
-        return [dict(zip(values, evaluation)) for evaluation in zip(*values.values())]
+        return self.math.prepare(values)
+
+    @staticmethod
+    def per_evaluation(values: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        unbound = [value.unbind(0) for value in values.values()]
+        return [dict(zip(values, evaluation)) for evaluation in zip(*unbound)]
 
     def run(self, params: list[dict[str, torch.Tensor]], y: torch.Tensor, keep: bool) -> tuple[torch.Tensor, list]:
         """The block's output (as `rk_step` computes it) and what each evaluation keeps for backward."""
         rows, weights, needed = self.terms
-        saved, evaluation = [], 0
+        saved, evaluation, y = [], 0, self.math.enter(y)
         for h in self.sizes:
             slopes: list[torch.Tensor | None] = []
             for i, row in enumerate(rows):
@@ -101,7 +106,7 @@ class Plan:
                 evaluation += 1
             for i, b in weights:
                 y = y.add(slopes[i], alpha=h * b)
-        return y, saved
+        return self.math.leave(y), saved
 
     def reverse(self, params: list[dict[str, torch.Tensor]], saved: list, grad: torch.Tensor,
                 need_input: bool) -> tuple[torch.Tensor | None, list[dict[str, torch.Tensor]]]:
@@ -109,7 +114,7 @@ class Plan:
         parameters at every evaluation."""
         rows, weights, _ = self.terms
         per_evaluation: list[dict[str, torch.Tensor]] = [{} for _ in saved]
-        end = len(saved)
+        end, grad = len(saved), self.math.enter(grad)
         for k in reversed(range(len(self.sizes))):
             h, start = self.sizes[k], end - len(self.used)
             slope_grads: dict[int, torch.Tensor] = {i: grad * (h * b) for i, b in weights}
@@ -126,7 +131,7 @@ class Plan:
                     slope_grads[j] = (state_grad * (h * a) if j not in slope_grads
                                       else slope_grads[j].add(state_grad, alpha=h * a))
             grad, end = total, start
-        return (grad if need_input else None), per_evaluation
+        return self.math.leave(grad if need_input else None), per_evaluation
 
     def gather(self, names: list[str], stacked: tuple[torch.Tensor, ...], per_evaluation: list[dict],
                needs: tuple[bool, ...]) -> list[torch.Tensor | None]:
@@ -148,20 +153,23 @@ class FusedBlock(torch.autograd.Function):
     @staticmethod
     def forward(ctx, plan: Plan, names: list[str], y: torch.Tensor, *stacked: torch.Tensor) -> torch.Tensor:
         keep = any(ctx.needs_input_grad[2:])
-        params = plan.interpolate(names, stacked)
-        out, saved = plan.run(params, y, keep)
-        if keep:
-            ctx.plan, ctx.names, ctx.params, ctx.saved, ctx.stacked = plan, names, params, saved, stacked
+        values = plan.interpolate(names, stacked)
+        out, saved = plan.run(plan.per_evaluation(values), y, keep)
+        if keep:  # saved through autograd, so it frees them after backward (unless retain_graph)
+            ctx.plan, ctx.names, ctx.keys, ctx.per_evaluation = plan, names, list(values), len(saved[0])
+            ctx.save_for_backward(*stacked, *values.values(), *(tensor for kept in saved for tensor in kept))
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        plan, needs = ctx.plan, ctx.needs_input_grad
-        grad_y, per_evaluation = plan.reverse(ctx.params, ctx.saved, grad.contiguous(), needs[2])
-        grads = plan.gather(ctx.names, ctx.stacked, per_evaluation, needs[3:])
-        del ctx.params, ctx.saved, ctx.stacked
-        return None, None, grad_y, *grads
+        plan, needs, tensors = ctx.plan, ctx.needs_input_grad, ctx.saved_tensors
+        count, width = len(ctx.names), len(ctx.keys)
+        stacked, values = tensors[:count], dict(zip(ctx.keys, tensors[count:count + width]))
+        kept = tensors[count + width:]
+        saved = [kept[i:i + ctx.per_evaluation] for i in range(0, len(kept), ctx.per_evaluation)]
+        grad_y, per_evaluation = plan.reverse(plan.per_evaluation(values), saved, grad.contiguous(), needs[2])
+        return None, None, grad_y, *plan.gather(ctx.names, stacked, per_evaluation, needs[3:])
 
 
 def plan_for(block: Any, y: torch.Tensor) -> Plan | None:
@@ -189,5 +197,5 @@ def fused_forward(block: Any, y: torch.Tensor) -> torch.Tensor | None:
     if any(s.dtype != y.dtype for s in stacked):
         return None
     if not torch.is_grad_enabled():
-        return plan.run(plan.interpolate(names, stacked), y, False)[0]
+        return plan.run(plan.per_evaluation(plan.interpolate(names, stacked)), y, False)[0]
     return FusedBlock.apply(plan, names, y, *stacked)

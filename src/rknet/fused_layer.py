@@ -19,16 +19,13 @@ from .norms import TV_EPS
 Saved = tuple[torch.Tensor, ...]
 
 
-def _spatial(dims: int) -> tuple[int, ...]:
-    return tuple(range(2, 2 + dims))
+def _last(dims: int) -> tuple[int, ...]:
+    return tuple(range(-dims, 0))
 
 
-def _conv_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, dims: int,
-                   need_input: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-    """(grad of x, grad of weight, grad of bias) of a stride-1 'same' convolution, in one call."""
-    ones, padding = [1] * dims, [1] * dims
-    return torch.ops.aten.convolution_backward(grad, x, weight, [weight.shape[0]], ones, padding, ones, False,
-                                               [0] * dims, 1, [need_input, True, True])
+def _channels_last(stacked: torch.Tensor) -> torch.Tensor:
+    """Kernels stacked over evaluations, (n, O, I, H, W), each in channels_last layout."""
+    return stacked.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
 class DoubleSymMath:
@@ -40,8 +37,22 @@ class DoubleSymMath:
     evaluations at once (a batched matrix product instead of two products per evaluation).
     """
 
-    def __init__(self, dims: int, norm: str) -> None:
+    def __init__(self, dims: int, norm: str, signals_as_rows: bool = True) -> None:
         self.dims, self.tv = dims, norm == "tv"
+        # Signals (N, C, L) run as one-row images (N, C, 1, L) in channels_last layout: oneDNN's 2-D
+        # convolutions on that layout are faster than its 1-D ones at these sizes.
+        self.rows = dims == 1 and signals_as_rows
+        self.conv_dims = 2 if self.rows else dims
+        self.padding = [0, 1] if self.rows else [1] * dims
+        self.spatial = tuple(range(2, 2 + self.conv_dims))
+
+    def enter(self, x: torch.Tensor) -> torch.Tensor:
+        """A state or grad in the layout the fused pass works in."""
+        return x.unsqueeze(2).contiguous(memory_format=torch.channels_last) if self.rows else x
+
+    def leave(self, x: torch.Tensor | None) -> torch.Tensor | None:
+        """A state or grad back in the caller's shape."""
+        return x.squeeze(2) if self.rows and x is not None else x
 
     def prepare(self, values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Derived weights of every evaluation from the interpolated controls (leading dimension)."""
@@ -49,22 +60,37 @@ class DoubleSymMath:
         if self.dims == 0:
             second = kernels.neg()
             return {**values, "W": second, "Wt": second.transpose(1, 2)}
-        return {**values, "W": kernels.neg().transpose(1, 2).flip(tuple(range(3, 3 + self.dims)))}
+        second = kernels.neg().transpose(1, 2).flip(_last(self.dims))
+        if self.rows:
+            return {**values, "K": _channels_last(kernels.unsqueeze(3)), "W": _channels_last(second.unsqueeze(3))}
+        return {**values, "W": second}
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        if self.conv_dims == 2:
+            return torch.nn.functional.conv2d(x, weight, bias, padding=self.padding)
+        return apply_kernel(x, weight, bias, self.dims)
+
+    def _conv_backward(self, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
+                       need_input: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """(grad of x, grad of weight, grad of bias) of a stride-1 'same' convolution, in one call."""
+        ones = [1] * self.conv_dims
+        return torch.ops.aten.convolution_backward(grad, x, weight, [weight.shape[0]], ones, self.padding, ones,
+                                                   False, [0] * self.conv_dims, 1, [need_input, True, True])
 
     def forward(self, params: dict[str, torch.Tensor], y: torch.Tensor, keep: bool) -> tuple[torch.Tensor, Saved]:
         """(f(y), what backward needs; empty unless `keep`)."""
-        z = apply_kernel(y, params["K"], params["b1"], self.dims)
+        z = self._conv(y, params["K"], params["b1"]) if self.dims else apply_kernel(y, params["K"], params["b1"], 0)
         scale = None
         if self.tv:
             scale = torch.rsqrt(z.square().sum(dim=1, keepdim=True) + TV_EPS)
-            bias = params["norm_bias"].view(1, -1, *([1] * self.dims))
+            bias = params["norm_bias"].view(1, -1, *([1] * self.conv_dims))
             a = torch.relu(torch.addcmul(bias, z, scale))
         else:
             a = torch.relu(z)
         if self.dims == 0:
             out = torch.addmm(params["b2"], a, params["W"])
         else:
-            out = apply_kernel(a, params["W"], params["b2"], self.dims)
+            out = self._conv(a, params["W"], params["b2"])
         return out, ((y, z, scale, a) if keep else ())
 
     def backward(self, params: dict[str, torch.Tensor], saved: Saved, grad: torch.Tensor,
@@ -78,10 +104,10 @@ class DoubleSymMath:
             grads["b2"] = grad
             grad_a = torch.mm(grad, params["Wt"])
         else:  # out = conv(a, W) + b2
-            grad_a, grad_weight, grads["b2"] = _conv_backward(grad, a, params["W"], dims, True)
+            grad_a, grad_weight, grads["b2"] = self._conv_backward(grad, a, params["W"], True)
         grad_n = torch.ops.aten.threshold_backward(grad_a, a, 0)
         if self.tv:
-            grads["norm_bias"] = grad_n if dims == 0 else grad_n.sum([0, *_spatial(dims)])
+            grads["norm_bias"] = grad_n if dims == 0 else grad_n.sum([0, *self.spatial])
             inner = (grad_n * z).sum(dim=1, keepdim=True)  # d/dz of z * (|z|^2 + eps)^(-1/2)
             grad_z = torch.addcmul(grad_n * scale, z, inner * scale.pow(3), value=-1)
         else:
@@ -90,8 +116,8 @@ class DoubleSymMath:
             grads["b1"], grads["K"] = grad_z, (grad_z, y, a, grad)
             grad_y = torch.mm(grad_z, params["K"]) if need_input else None
         else:
-            grad_y, first, grads["b1"] = _conv_backward(grad_z, y, params["K"], dims, need_input)
-            grads["K"] = first - grad_weight.flip(_spatial(dims)).transpose(0, 1)
+            grad_y, first, grads["b1"] = self._conv_backward(grad_z, y, params["K"], need_input)
+            grads["K"] = first - grad_weight.flip(_last(dims)).transpose(0, 1)
         return grad_y, grads
 
     def collect(self, name: str, grads: list[Any]) -> torch.Tensor:
