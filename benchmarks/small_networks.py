@@ -9,6 +9,7 @@ that a machine whose load changes treats them alike; the table gives the median 
 the first variant (the eager path at the old default batch of 64).
 
 Run: python benchmarks/small_networks.py [--rounds 5] [--threads 1] [--profile]
+     python benchmarks/small_networks.py --write-signals signals.npz   (a 1 x 40 set for `rknet train`)
 `--profile` prints where the time of a step goes (torch.profiler, CPU ops) for the baseline and the new path.
 """
 
@@ -42,6 +43,25 @@ VARIANTS = {  # name: (batch size, fused block pass, fused SGD step)
     "fused blocks, batch 128": (128, True, False),
     "fused blocks + fused SGD, batch 128": (128, True, True),
 }
+
+
+def write_signals(path: str, train: int = 3000, test: int = 1000, seed: int = 0) -> None:
+    """A 1 x 40 signals set for `rknet train --data npz:PATH` (the accuracy check of BENCHMARKS.md): ten
+    classes of sines of 1 to 5.5 periods over the window, random phase and amplitude, noise of sd 0.5."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+
+    def signals(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.integers(0, 10, n)
+        t = np.linspace(0, 1, 40, endpoint=False)
+        phase, amplitude = rng.uniform(0, 2 * np.pi, (n, 1)), rng.uniform(0.5, 1.5, (n, 1))
+        x = amplitude * np.sin(2 * np.pi * (1 + labels[:, None] / 2) * t + phase) + 0.5 * rng.standard_normal((n, 40))
+        return x[:, None, :].astype(np.float32), labels
+
+    x_train, y_train = signals(train)
+    x_test, y_test = signals(test)
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
 
 
 def cpu_description() -> str:
@@ -145,7 +165,11 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case names")
     parser.add_argument("--profile", action="store_true", help="also profile the baseline and the fused path")
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--write-signals", metavar="PATH", help="only write the 1 x 40 signals npz file and exit")
     args = parser.parse_args()
+    if args.write_signals:
+        write_signals(args.write_signals)
+        return
     torch.set_num_threads(args.threads)
     peak = matmul_peak()
     print(f"{cpu_description()}; torch {torch.__version__}, {args.threads} thread(s); "
