@@ -65,6 +65,17 @@ def test_default_network_as_accurate_as_the_generic_path(dims, norm):
     assert as_accurate(network_pass(model, x, labels, True), network_pass(model, x, labels, False), truth)
 
 
+@pytest.mark.parametrize("dims", [1, 2])
+def test_non_contiguous_inputs(dims):
+    torch.manual_seed(0)
+    model = rknet.ODENet(3, 5, widths=(4, 6, 6), dims=dims)
+    x = torch.randn(8, 3, *(6,) * dims)
+    x = x.contiguous(memory_format=torch.channels_last) if dims == 2 else x.transpose(1, 2).contiguous().transpose(1, 2)
+    labels = torch.randint(0, 5, (8,))
+    truth = network_pass(copy.deepcopy(model).double(), x.double(), labels, False)
+    assert as_accurate(network_pass(model, x, labels, True), network_pass(model, x, labels, False), truth)
+
+
 @pytest.mark.parametrize("method, grids", [
     ("euler", {}), ("midpoint", {}), ("heun", {}), ("dopri5", {}),
     ("rk4", {"t_controls": (0.0, 4.0)}),

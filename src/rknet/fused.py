@@ -10,9 +10,11 @@ pass as the generic path, so the same numbers up to fp32 round-off (where an int
 controls, and in the backward pass's summation order); tests/test_fused.py holds both paths to that.
 
 Used by the backprop strategy for `DoubleSym` layers with relu and TV norm or none (the default network)
-in explicit Runge-Kutta blocks, in eager mode. The generic path runs under `torch.compile` and `torch.export`,
-under autocast, for other layers, norms and activations, and where `set_enabled(False)` (or the
-environment variable RKNET_FUSED=0) says so. Not twice differentiable (an error says so).
+in explicit Runge-Kutta blocks, in eager mode, on the CPU (where it was measured and tested; on a GPU it
+would save kernel launches too, but it has not run on one yet). The generic path runs on GPUs, under
+`torch.compile` and `torch.export`, under autocast, for other layers, norms and activations, and where
+`set_enabled(False)` (or the environment variable RKNET_FUSED=0) says so. Signals run as one-row images in
+channels_last layout inside (`DoubleSymMath.rows`). Not twice differentiable (an error says so).
 """
 
 from __future__ import annotations
@@ -174,7 +176,7 @@ class FusedBlock(torch.autograd.Function):
 
 def plan_for(block: Any, y: torch.Tensor) -> Plan | None:
     """The block's fused plan, or None where the generic path must run."""
-    if (not _STATE["enabled"] or torch.compiler.is_compiling() or torch.jit.is_tracing()
+    if (not _STATE["enabled"] or y.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_tracing()
             or torch.is_autocast_enabled(y.device.type) or y.dtype not in (torch.float32, torch.float64)):
         return None
     if getattr(block, "implicit_stages", True) or not hasattr(block, "terms"):
