@@ -31,6 +31,18 @@ def test_batched_gmres_solves_each_row_its_own_system():
     assert torch.equal(solution[2], torch.zeros(n, dtype=torch.float64))
 
 
+def test_batched_gmres_keeps_rows_apart_in_float32():
+    """A zero row (tolerance 0) gets zero and a non-finite row stays non-finite; neither spoils the others
+    (float32: a row scale computed in float64 and cast down must not become 0 / 0)."""
+    matrices = torch.eye(3) + 0.1 * torch.randn(4, 3, 3, generator=torch.Generator().manual_seed(1))
+    rhs = torch.randn(4, 3, generator=torch.Generator().manual_seed(2))
+    rhs[1], rhs[2, 0] = 0.0, float("nan")
+    solution, _, _ = gmres(lambda x: torch.einsum("bij,bj->bi", matrices, x), rhs, 1e-6 * rhs.norm(dim=1).double(), 5)
+    assert torch.equal(solution[1], torch.zeros(3)) and solution[2].isnan().any()
+    for b in (0, 3):
+        assert torch.allclose(solution[b], torch.linalg.solve(matrices[b], rhs[b]), atol=1e-5)
+
+
 def test_each_image_is_solved_as_its_own_system():
     """A batch gives the images' results one by one: outputs and gradients equal to solving each alone."""
     torch.manual_seed(0)

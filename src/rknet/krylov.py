@@ -43,20 +43,27 @@ def per_row(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return values.to(like.dtype).reshape(-1, *([1] * (like.dim() - 1)))
 
 
+def _inverse_unless(done: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """1 / values, and 0 where `done` (where values may be 0: no division by zero, no 0 * inf)."""
+    return torch.where(done, torch.zeros_like(values), 1 / torch.where(done, torch.ones_like(values), values))
+
+
 def gmres(operator: Function, rhs: torch.Tensor, tolerance: torch.Tensor, max_iterations: int
           ) -> tuple[torch.Tensor, int, torch.Tensor]:
     """x with ||operator(x)_b - rhs_b|| <= tolerance_b in every row b (or the best in `max_iterations`
     steps): unrestarted GMRES per row, `operator` acting on all rows at once and on each row alone.
+    Rows of `rhs` that are zero get zero, non-finite ones are returned as they are (so a divergence shows).
     Returns (x, operator applications, residual norm per row)."""
     beta = row_norm(rhs)
-    done = beta <= tolerance
+    broken = ~torch.isfinite(beta)  # a non-finite row stays non-finite in the answer, and alone
+    done = (beta <= tolerance) | broken
     if bool(done.all()):
-        return torch.zeros_like(rhs), 0, beta
+        return torch.where(per_row(broken, rhs).bool(), rhs, torch.zeros_like(rhs)), 0, beta
     rows = rhs.shape[0]
     hessenberg = torch.zeros(rows, max_iterations + 1, max_iterations, dtype=torch.float64)
     coefficients = torch.zeros(rows, max_iterations, dtype=torch.float64)
     residual = beta.clone()
-    basis = [rhs / per_row(beta.clamp_min(torch.finfo(torch.float64).tiny), rhs) * per_row(~done, rhs)]
+    basis = [torch.where(per_row(done, rhs).bool(), 0.0, rhs * per_row(_inverse_unless(done, beta), rhs))]
     for j in range(max_iterations):
         w = operator(basis[j])
         for i, v in enumerate(basis):  # modified Gram-Schmidt, per row
@@ -75,9 +82,8 @@ def gmres(operator: Function, rhs: torch.Tensor, tolerance: torch.Tensor, max_it
         done = done | (residual <= tolerance) | breakdown
         if bool(done.all()):
             break
-        scale = torch.where(done, torch.zeros_like(beta), 1 / hessenberg[:, j + 1, j].clamp_min(1e-300))
-        basis.append(w * per_row(scale, w))  # finished rows get a zero vector: their columns stay zero
+        basis.append(w * per_row(_inverse_unless(done, hessenberg[:, j + 1, j]), w))  # finished: zero
     solution = torch.zeros_like(rhs)
     for i, v in enumerate(basis[: j + 1]):
         solution = solution + per_row(coefficients[:, i], v) * v
-    return solution, j + 1, residual
+    return torch.where(per_row(broken, rhs).bool(), rhs, solution), j + 1, residual
