@@ -2,8 +2,10 @@
 
 Implementations, timed in interleaved rounds on the same synthetic CIFAR-shaped batches:
   rknet          eager fp32 (`ODENet.forward`)
-  rknet-fast     the fast path: torch.compile (mode reduce-overhead = CUDA graphs on a GPU), bf16 autocast,
-                 channels_last, fused SGD (on a CPU: compile and channels_last, fp32)
+  rknet-fast     the fast path, as `rknet train --fast` runs it: torch.compile (mode reduce-overhead = CUDA
+                 graphs on a GPU), channels_last, fused SGD, bf16 autocast on a GPU and on a CPU with bf16
+                 units (AVX512-BF16 or AMX; `rknet.cpu.has_bf16_units`), fp32 on other CPUs
+  rknet-bf16     eager with bf16 autocast (no compilation): what bf16 alone gives
   torchdiffeq    the same network with each block integrated by torchdiffeq's odeint (below)
   rknet-fast-selective, rknet-fast-checkpoint   the fast path with `gradient="selective"` (convolution
                  outputs kept, the rest recomputed) and `gradient="checkpoint"` (each step recomputed):
@@ -57,6 +59,7 @@ from torchdiffeq._impl.odeint import SOLVERS
 
 import rknet
 from rknet import DynamicBlock
+from rknet.cpu import has_bf16_units
 
 CLASSIC_RK4 = "rk4_classic"
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -144,23 +147,27 @@ def eval_outputs(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-                  labels: torch.Tensor) -> None:
-    """Forward, cross-entropy, backward, optimizer step."""
+                  labels: torch.Tensor, bf16: bool = False) -> None:
+    """Forward (under bf16 autocast if `bf16`), cross-entropy, backward, optimizer step."""
     optimizer.zero_grad(set_to_none=True)
-    F.cross_entropy(model(images), labels).backward()
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(images)
+    F.cross_entropy(logits.float(), labels).backward()
     optimizer.step()
 
 
 def fast_training_step(model: nn.Module, device: torch.device,
                        lr: float) -> Callable[[torch.Tensor, torch.Tensor], None]:
-    """rknet's fast path: compiled (CUDA graphs on a GPU), bf16 autocast and channels_last on a GPU."""
+    """rknet's fast path: compiled (CUDA graphs on a GPU), channels_last, fused SGD, bf16 autocast on a GPU
+    and on a CPU with bf16 units."""
     cuda = device.type == "cuda"
+    bf16 = cuda or has_bf16_units()
     compiled = torch.compile(model, mode="reduce-overhead" if cuda else "default")
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, **({"fused": True} if cuda else {}))
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, fused=True)
 
     def step(images: torch.Tensor, labels: torch.Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = compiled(images.contiguous(memory_format=torch.channels_last))
         F.cross_entropy(logits.float(), labels).backward()
         optimizer.step()
@@ -225,7 +232,8 @@ def print_header(args: argparse.Namespace, device: torch.device, net: rknet.ODEN
     """Date, device, versions and settings, to paste above the figures."""
     parameters = sum(p.numel() for p in net.parameters())
     print(f"date: {datetime.datetime.now().isoformat(timespec='seconds')}")
-    print(f"device: {device_name(device)}")
+    units = "" if device.type == "cuda" else f"; bf16 units: {'yes' if has_bf16_units() else 'no'}"
+    print(f"device: {device_name(device)}{units}")
     print(f"torch {torch.__version__}, torchdiffeq {torchdiffeq.__version__}, rknet {rknet.__version__}")
     print(f"default ODENet ({parameters:,} parameters), {args.warmup} warmup + {args.steps} timed steps per "
           f"round, {args.rounds} rounds each, interleaved; cudnn.benchmark {torch.backends.cudnn.benchmark}")
@@ -276,13 +284,15 @@ def implementations(args: argparse.Namespace, device: torch.device
         other.load_state_dict(net.state_dict())
         return other
 
-    def eager(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], None]:
-        return functools.partial(training_step, model, torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9))
+    def eager(model: nn.Module, bf16: bool = False) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
+        return functools.partial(training_step, model, optimizer, bf16=bf16)
 
     def fast(model: nn.Module) -> Callable[[torch.Tensor, torch.Tensor], None]:
         return fast_training_step(model, device, args.lr)
 
     steps = {"rknet": lambda: eager(net), "rknet-fast": lambda: fast(copy.deepcopy(net)),
+             "rknet-bf16": lambda: eager(copy.deepcopy(net), bf16=True),
              "rknet-fast-selective": lambda: fast(variant(gradient="selective")),
              "rknet-fast-checkpoint": lambda: fast(variant(gradient="checkpoint")),
              "torchdiffeq": lambda: eager(twin), "euler": lambda: eager(variant(method="euler")),

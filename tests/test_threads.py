@@ -7,6 +7,8 @@ import torch
 
 import rknet
 from rknet import cpu
+from rknet.training import config
+from rknet.training.config import TrainConfig
 
 
 @pytest.fixture
@@ -64,3 +66,21 @@ def test_threads_are_an_option_and_recorded(tmp_path, restore_threads):
     assert json.loads((result.out / "summary.json").read_text())["threads"] == 1
     with pytest.raises(ValueError, match="threads must be a positive integer, got 0"):
         rknet.train({"threads": 0})
+
+
+@pytest.mark.parametrize("flags, expected", [("fpu avx512f avx512_bf16 sse", True), ("fpu amx_bf16 amx_tile", True),
+                                             ("fpu avx2 avx512f avx512bw", False)])
+def test_bf16_units_are_read_from_the_cpu_flags(tmp_path, monkeypatch, flags, expected):
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(cpu, "_PROC_CPUINFO", info)
+    assert cpu.has_bf16_units() is expected
+    monkeypatch.setattr(config, "has_bf16_units", lambda: expected)
+    fast = TrainConfig(fast=True, device="cpu").resolved()
+    assert fast.compile and fast.channels_last and fast.precision == ("bf16" if expected else "fp32")
+    assert TrainConfig(fast=True, device="cuda").resolved().precision == "bf16"
+
+
+def test_without_cpuinfo_no_bf16_units_are_assumed(tmp_path, monkeypatch):
+    monkeypatch.setattr(cpu, "_PROC_CPUINFO", tmp_path / "missing")
+    assert cpu.has_bf16_units() is False

@@ -57,7 +57,8 @@ OPTION_HELP = {
     "level_schedule": "multilevel: continue one learning-rate schedule over the run, or restart it per level",
     "compile_mode": "torch.compile mode (reduce-overhead: CUDA graphs)",
     "channels_last": "channels_last memory format for images",
-    "fast": "the fast path: --compile with CUDA graphs, bf16 autocast, channels_last",
+    "fast": "the fast path: --compile with CUDA graphs, channels_last, bf16 autocast (on GPUs, and on CPUs with "
+            "bf16 units: AVX512-BF16 or AMX)",
     "logger": "also log to an experiment tracker (needs the extra rknet[wandb] or rknet[mlflow]; default: none)",
     "logger_group": "the tracker's group of runs: W&B group, MLflow experiment (rknet compare: the comparison)",
 }

@@ -7,8 +7,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from ..checks import boolean, choice, finite_number, float_list, int_list, positive_int
 from ..configfiles import read_table
+from ..cpu import has_bf16_units
 from ..data import DATASETS
 from ..grid import INTERPOLATIONS, as_times, uniform_grid
 from ..layers import ACTIVATIONS, LAYERS
@@ -216,11 +219,14 @@ class TrainConfig:
         return dataclasses.replace(self, epochs=epochs)
 
     def resolved(self) -> TrainConfig:
-        """`fast` switched on spells out as compile (CUDA graphs), bf16 autocast and channels_last."""
+        """`fast` switched on spells out as compile (CUDA graphs), channels_last and bf16 autocast, the last
+        on GPUs and on CPUs with bf16 units only (elsewhere a CPU emulates bf16, slower than fp32)."""
         if not self.fast:
             return self
         mode = "reduce-overhead" if self.compile_mode == "default" else self.compile_mode
-        return dataclasses.replace(self, fast=False, compile=True, compile_mode=mode, precision="bf16",
+        on_cpu = self.device == "cpu" or (self.device == "auto" and not torch.cuda.is_available())
+        precision = "bf16" if not on_cpu or has_bf16_units() else "fp32"
+        return dataclasses.replace(self, fast=False, compile=True, compile_mode=mode, precision=precision,
                                    channels_last=True)
 
     def to_dict(self) -> dict[str, Any]:
