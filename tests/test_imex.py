@@ -32,9 +32,11 @@ def test_pair_order_on_a_split_linear_problem(name):
     assert abs(slope - IMEX_PAIRS[name].order) < 0.15, errors
 
 
-@pytest.mark.parametrize("dims, shape", [(0, (5, 4)), (1, (5, 4, 11)), (2, (3, 4, 7, 6))])
+@pytest.mark.parametrize("dims, shape", [(0, (5, 4)), (1, (5, 4, 11)), (2, (3, 4, 7, 6)), (1, (5, 4, 2)),
+                                         (1, (5, 4, 1)), (2, (3, 4, 2, 2)), (2, (3, 4, 1, 2)), (2, (3, 4, 1, 1))])
 def test_exact_solve_residual(dims, shape):
-    """||(I + gamma L) y - r|| < 1e-10 in float64, L applied by periodic convolutions (not by the FFT)."""
+    """||(I + gamma L) y - r|| < 1e-10 in float64, L applied by periodic convolutions (not by the FFT); also on
+    axes of 1 and 2 points (an image pooled to 2x2), where the kernel's taps wrap onto the same point."""
     kernel = torch.randn(4, 4, *(3,) * dims, dtype=torch.float64)
     operator = SymmetricOperator(kernel, dims)
     rhs = torch.randn(*shape, dtype=torch.float64)
@@ -90,3 +92,14 @@ def test_spec_network_and_errors():
         ImexBlock(DoubleSym(3, dims=0, norm="batch"), "ars222", (0, 1))
     with pytest.raises(ValueError, match="unknown IMEX pair"):
         integrate_imex(lambda t, y: y, torch.eye(2), torch.ones(1, 2), (0, 1), "ars999")
+
+
+def test_imex_network_on_images_pooled_to_2x2_and_1x1():
+    """The default digits network pools 8x8 images to 2x2; IMEX blocks there (and at 1x1) solve and train."""
+    torch.manual_seed(0)
+    net = rknet.ODENet(in_channels=1, num_classes=3, widths=(4, 4, 4, 4), method="ars222", t_states=(0, 1, 2))
+    logits = net(torch.randn(2, 1, 4, 4))
+    assert torch.isfinite(logits).all()
+    logits.sum().backward()
+    assert all(torch.isfinite(block.controls["operator"].grad).all() for block in net.blocks)
+
