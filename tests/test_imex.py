@@ -103,3 +103,13 @@ def test_imex_network_on_images_pooled_to_2x2_and_1x1():
     logits.sum().backward()
     assert all(torch.isfinite(block.controls["operator"].grad).all() for block in net.blocks)
 
+
+def test_rediscretised_and_refined_imex_networks_keep_their_control_grid():
+    """Coarser steps must not resample theta(t) onto the coarser grid (that changed the function of time)."""
+    torch.manual_seed(0)
+    net = rknet.ODENet(in_channels=1, num_classes=3, widths=(4, 4), method="ars222", t_states=(0, 1, 2, 3, 4))
+    for variant in (rknet.rediscretize(net, steps=2), rknet.rediscretize(net, "imex_euler", 1), net.refine(2)):
+        assert variant.spec.control_times == (0, 1, 2, 3, 4) == variant.blocks[0].t_controls
+        for name, value in net.blocks[0].controls.items():
+            assert torch.equal(variant.blocks[0].controls[name], value)
+
