@@ -113,3 +113,16 @@ def test_rediscretised_and_refined_imex_networks_keep_their_control_grid():
         for name, value in net.blocks[0].controls.items():
             assert torch.equal(variant.blocks[0].controls[name], value)
 
+
+def test_a_failed_exact_solve_during_training_is_a_divergence(tmp_path, cli, monkeypatch):
+    """Weights blown up to ~1e6 made I + gamma K^T K indefinite in float32: exit 3 and one line, no traceback."""
+    def indefinite(self, gamma, rhs):
+        raise torch.linalg.LinAlgError("linalg.cholesky: The factorization could not be completed")
+
+    monkeypatch.setattr(SymmetricOperator, "solve", indefinite)
+    out = tmp_path / "run"
+    code, _, err = cli("train", "--data", "circles", "--method", "ars222", "--widths", "4,4", "--epochs", "1",
+                       "--threads", "1", "--out", out)
+    assert code == 3 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("rknet train: training diverged in epoch 1: a linear solve failed (linalg.cholesky:")
+    assert not out.exists()
