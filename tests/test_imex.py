@@ -32,9 +32,11 @@ def test_pair_order_on_a_split_linear_problem(name):
     assert abs(slope - IMEX_PAIRS[name].order) < 0.15, errors
 
 
-@pytest.mark.parametrize("dims, shape", [(0, (5, 4)), (1, (5, 4, 11)), (2, (3, 4, 7, 6))])
+@pytest.mark.parametrize("dims, shape", [(0, (5, 4)), (1, (5, 4, 11)), (2, (3, 4, 7, 6)), (1, (5, 4, 2)),
+                                         (1, (5, 4, 1)), (2, (3, 4, 2, 2)), (2, (3, 4, 1, 2)), (2, (3, 4, 1, 1))])
 def test_exact_solve_residual(dims, shape):
-    """||(I + gamma L) y - r|| < 1e-10 in float64, L applied by periodic convolutions (not by the FFT)."""
+    """||(I + gamma L) y - r|| < 1e-10 in float64, L applied by periodic convolutions (not by the FFT); also on
+    axes of 1 and 2 points (an image pooled to 2x2), where the kernel's taps wrap onto the same point."""
     kernel = torch.randn(4, 4, *(3,) * dims, dtype=torch.float64)
     operator = SymmetricOperator(kernel, dims)
     rhs = torch.randn(*shape, dtype=torch.float64)
@@ -90,3 +92,37 @@ def test_spec_network_and_errors():
         ImexBlock(DoubleSym(3, dims=0, norm="batch"), "ars222", (0, 1))
     with pytest.raises(ValueError, match="unknown IMEX pair"):
         integrate_imex(lambda t, y: y, torch.eye(2), torch.ones(1, 2), (0, 1), "ars999")
+
+
+def test_imex_network_on_images_pooled_to_2x2_and_1x1():
+    """The default digits network pools 8x8 images to 2x2; IMEX blocks there (and at 1x1) solve and train."""
+    torch.manual_seed(0)
+    net = rknet.ODENet(in_channels=1, num_classes=3, widths=(4, 4, 4, 4), method="ars222", t_states=(0, 1, 2))
+    logits = net(torch.randn(2, 1, 4, 4))
+    assert torch.isfinite(logits).all()
+    logits.sum().backward()
+    assert all(torch.isfinite(block.controls["operator"].grad).all() for block in net.blocks)
+
+
+def test_rediscretised_and_refined_imex_networks_keep_their_control_grid():
+    """Coarser steps must not resample theta(t) onto the coarser grid (that changed the function of time)."""
+    torch.manual_seed(0)
+    net = rknet.ODENet(in_channels=1, num_classes=3, widths=(4, 4), method="ars222", t_states=(0, 1, 2, 3, 4))
+    for variant in (rknet.rediscretize(net, steps=2), rknet.rediscretize(net, "imex_euler", 1), net.refine(2)):
+        assert variant.spec.control_times == (0, 1, 2, 3, 4) == variant.blocks[0].t_controls
+        for name, value in net.blocks[0].controls.items():
+            assert torch.equal(variant.blocks[0].controls[name], value)
+
+
+def test_a_failed_exact_solve_during_training_is_a_divergence(tmp_path, cli, monkeypatch):
+    """Weights blown up to ~1e6 made I + gamma K^T K indefinite in float32: exit 3 and one line, no traceback."""
+    def indefinite(self, gamma, rhs):
+        raise torch.linalg.LinAlgError("linalg.cholesky: The factorization could not be completed")
+
+    monkeypatch.setattr(SymmetricOperator, "solve", indefinite)
+    out = tmp_path / "run"
+    code, _, err = cli("train", "--data", "circles", "--method", "ars222", "--widths", "4,4", "--epochs", "1",
+                       "--threads", "1", "--out", out)
+    assert code == 3 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("rknet train: training diverged in epoch 1: a linear solve failed (linalg.cholesky:")
+    assert not out.exists()

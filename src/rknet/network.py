@@ -138,7 +138,7 @@ class ODENet(nn.Module):
             raise TypeError(f"controls must be a bool (refine the control grid too?), got {controls!r}")
         spec = self.spec
         t_controls = None  # reversible blocks: one control per (refined) step
-        if spec.family == "runge-kutta":
+        if spec.family in ("runge-kutta", "imex"):
             t_controls = refine_times(spec.control_times, factor) if controls else spec.control_times
         return self.resampled(spec.replace(t_states=refine_times(spec.t_states, factor), t_controls=t_controls))
 

@@ -48,8 +48,6 @@ class SymmetricOperator:
             factor = torch.linalg.cholesky(eye + gamma * self.kernel.T @ self.kernel)
             return torch.cholesky_solve(rhs.T, factor).T
         spatial = tuple(rhs.shape[2:])
-        if min(spatial) < 3:
-            raise ValueError(f"the FFT solve needs at least 3 points per spatial axis, got {spatial}")
         axes = tuple(range(2, 2 + self.dims))
         symbol = torch.fft.rfftn(self._embedded(spatial), dim=axes)  # (C_out, C_in, *frequencies)
         symbol = symbol.movedim(0, -1).movedim(0, -1)  # (*frequencies, C_out, C_in)
@@ -61,12 +59,16 @@ class SymmetricOperator:
 
     def _embedded(self, spatial: tuple[int, ...]) -> torch.Tensor:
         """The kernel as a periodic array of the data's size whose DFT is K's symbol: tap s (offset -1, 0, 1)
-        at index -s, so that (K y)^(w) = K^(w) y^(w) for cross-correlation."""
-        axes = tuple(range(2, 2 + self.dims))
-        padding = [n - 3 for n in reversed(spatial)]
-        flipped = self.kernel.flip(axes)
-        embedded = F.pad(flipped, [p for size in padding for p in (0, size)])
-        return embedded.roll(shifts=(-1,) * self.dims, dims=axes)
+        at index -s mod n, so that (K y)^(w) = K^(w) y^(w) for cross-correlation. On an axis of fewer than 3
+        points (a 2x2 or 1x1 image after pooling) taps that wrap onto the same point add up, as they do in
+        the periodic convolution."""
+        embedded = self.kernel
+        for axis, n in enumerate(spatial, start=2):
+            fold = self.kernel.new_zeros(n, 3)
+            for tap in range(3):
+                fold[(1 - tap) % n, tap] += 1.0
+            embedded = (embedded.movedim(axis, -1) @ fold.T).movedim(-1, axis)
+        return embedded
 
 
 def _valid(x: torch.Tensor, kernel: torch.Tensor, dims: int) -> torch.Tensor:

@@ -31,7 +31,7 @@ def rediscretize(model: ODENet, method=None, steps: int | None = None) -> ODENet
         check_family(spec.method, changes["method"])
         if not uses_solver(changes["method"]):
             changes["solver"] = {}
-    if spec.family == "runge-kutta":
+    if spec.family in ("runge-kutta", "imex"):  # reversible blocks: one control per step
         changes["t_controls"] = spec.control_times
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GridWarning)

@@ -255,15 +255,18 @@ def _run_epoch(epoch: int, config: TrainConfig, run: _Run, loader: BatchLoader, 
     lr = run.optimizer.param_groups[0]["lr"]
     start = time.perf_counter()
     options = StepOptions(config.precision, config.time_reg, config.clip, config.channels_last)
-    result = train_epoch(run.runner, run.model, loader, len(loader), run.optimizer, run.scheduler, device, options,
-                         show_progress, f"epoch {epoch}/{config.epochs}")
-    train_seconds = time.perf_counter() - start
-    if not math.isfinite(result.loss):
-        raise diverged(epoch, f"the loss is {result.loss}")
-    val_loss = val_acc = None
-    if len(data.x_val):
-        val_loss, val_acc = evaluate(run.model, data.x_val, data.y_val, config.batch_size * 4, device,
-                                     config.precision, config.channels_last)
+    try:
+        result = train_epoch(run.runner, run.model, loader, len(loader), run.optimizer, run.scheduler, device,
+                             options, show_progress, f"epoch {epoch}/{config.epochs}")
+        train_seconds = time.perf_counter() - start
+        if not math.isfinite(result.loss):
+            raise diverged(epoch, f"the loss is {result.loss}")
+        val_loss = val_acc = None
+        if len(data.x_val):
+            val_loss, val_acc = evaluate(run.model, data.x_val, data.y_val, config.batch_size * 4, device,
+                                         config.precision, config.channels_last)
+    except torch.linalg.LinAlgError as error:  # an IMEX block's exact solve, once its operator's weights blew up
+        raise diverged(epoch, f"a linear solve failed ({str(error).splitlines()[0]})") from error
     record = {"epoch": epoch, "lr": lr, "train_loss": result.loss, "train_acc": result.accuracy,
               "val_loss": val_loss, "val_acc": val_acc, "seconds": time.perf_counter() - start,
               "images_per_s": result.samples / train_seconds, "steps": run.model.spec.num_steps}
