@@ -195,12 +195,12 @@ class NewtonKrylov:
         target = self.tolerance(grad.dtype) * row_norm(grad)
         adjoint, remaining, count = torch.zeros_like(grad), grad, 0
         for _ in range(_ADJOINT_RESTARTS + 1):  # GMRES(max_krylov), restarted from the true residual
-            correction, iterations, _ = gmres(operator, remaining, target, self.max_krylov)
+            correction, iterations, residual = gmres(operator, remaining, target, self.max_krylov)
             adjoint, count = adjoint + correction, count + iterations
-            remaining = grad - operator(adjoint)
-            residual = row_norm(remaining)
-            if not bool((residual > target).any()):
+            unsolved = residual > target  # GMRES's own residual: the true one has a round-off floor
+            if not bool(unsolved.any()):
                 break
+            remaining = torch.where(per_row(unsolved, grad).bool(), grad - operator(adjoint), 0.0)
         else:
             worst = (residual - target).argmax()
             raise ImplicitSolveError(f"{where}: the adjoint solve (I - h A J)^T w = g of the backward pass "
