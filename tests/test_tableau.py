@@ -38,8 +38,13 @@ def test_stages_and_explicit_flag():
         implicit.require_explicit()
     gauss = ButcherTableau([[0.25, 0.25 - 3**0.5 / 6], [0.25 + 3**0.5 / 6, 0.25]], [0.5, 0.5],
                            [0.5 - 3**0.5 / 6, 0.5 + 3**0.5 / 6], name="gauss2")
-    with pytest.raises(ValueError, match="fully implicit"):  # diagonally implicit ones: tests/test_implicit.py
-        rknet.integrate(lambda t, y: y, torch.ones(1), [0, 1], method=gauss)
+    # fully implicit, its stages solved together: one step of y' = y is the (2,2) Pade approximant 19/7 of e
+    step = rknet.integrate(lambda t, y: y, torch.ones(1, dtype=torch.float64), [0, 1], method=gauss)
+    assert step.item() == pytest.approx(19 / 7, rel=1e-10)
+    lobatto = ButcherTableau([[0, 0, 0], ["5/24", "1/3", "-1/24"], ["1/6", "2/3", "1/6"]], ["1/6", "2/3", "1/6"],
+                             [0, "1/2", 1], name="lobatto3a")
+    with pytest.raises(ValueError, match="fully implicit with a singular A"):
+        rknet.integrate(lambda t, y: y, torch.ones(1), [0, 1], method=lobatto)
 
 
 @pytest.mark.parametrize(("args", "message"), [
