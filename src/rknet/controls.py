@@ -26,6 +26,7 @@ class ParameterSpec:
     shape: tuple[int, ...]
     init: str = "kernel"
     decay: bool = True
+    scale: float = 1.0  # a kernel's initial values: scale * normal / sqrt(fan_in)
 
     def initial_value(self, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.init == "zeros":
@@ -33,7 +34,7 @@ class ParameterSpec:
         if self.init == "ones":
             return torch.ones(self.shape)
         fan_in = math.prod(self.shape[1:])
-        return torch.randn(self.shape, generator=generator) / math.sqrt(fan_in)
+        return torch.randn(self.shape, generator=generator) * (self.scale / math.sqrt(fan_in))
 
 
 def stacked_controls(specs: Mapping[str, ParameterSpec], count: int) -> nn.ParameterDict:
