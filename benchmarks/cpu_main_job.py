@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from rknet.cpu import cpu_model
 
 OLD_DEFAULTS = ["--epochs", "20", "--batch-size", "64", "--lr", "0.1"]  # before 2026-11-27
 CORES = str(os.cpu_count() or 1)
@@ -25,16 +26,6 @@ VARIANTS = {  # name: options (torch's own default was one thread per core)
     "new defaults, 1 thread": ["--threads", "1"],
     "new defaults, automatic threads": [],
 }
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run(options: list[str], seed: int, folder: Path) -> tuple[float, float, int]:

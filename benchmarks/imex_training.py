@@ -25,13 +25,14 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from rknet.cpu import cpu_model
 
 EXIT_DIVERGED = 3
 METHODS = ("rk4", "imex_euler", "ars222", "ars443")
@@ -61,16 +62,6 @@ EXPERIMENTS = (
     Experiment("B", "digits, 16 steps over [0, 4] (h = 1/4)", "digits", ("--steps", "16"), 16, (16, 8, 4, 2, 1),
                ("rk4", "ars222"), first_seed_only=True),
 )
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def environment() -> dict[str, str]:

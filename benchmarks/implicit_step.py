@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import statistics
 import time
 
 import torch
 
 import rknet
+from rknet.cpu import cpu_model
 
 METHODS = ("rk4", "sdirk2", "gauss2", "ars222")
 
@@ -35,14 +35,6 @@ def step_time(method: str, x: torch.Tensor, labels: torch.Tensor, repeats: int) 
     block = net.blocks[0]
     report = block.report.text() if isinstance(block, rknet.ImplicitBlock) else ""
     return statistics.median(times[1:]), report
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as info:
-            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

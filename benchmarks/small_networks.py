@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import rknet
 from rknet import fused
+from rknet.cpu import cpu_flags, cpu_model
 from rknet.training.config import TrainConfig
 from rknet.training.optim import make_optimizer
 
@@ -65,17 +64,9 @@ def write_signals(path: str, train: int = 3000, test: int = 1000, seed: int = 0)
 
 
 def cpu_description() -> str:
-    model, flags = platform.processor() or "unknown CPU", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
+    flags = cpu_flags()
     wanted = [flag for flag in ("avx512f", "avx512_bf16", "amx_bf16", "amx_tile") if flag in flags]
-    return f"{model}, {os.cpu_count()} cores, flags: {', '.join(wanted) or 'no avx512'}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, flags: {', '.join(wanted) or 'no avx512'}"
 
 
 def training_step(shape: tuple[int, ...], classes: int, dims: int, batch: int, fused_sgd: bool,

@@ -44,7 +44,6 @@ import argparse
 import copy
 import datetime
 import functools
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -59,7 +58,7 @@ from torchdiffeq._impl.odeint import SOLVERS
 
 import rknet
 from rknet import DynamicBlock
-from rknet.cpu import has_bf16_units
+from rknet.cpu import cpu_model, has_bf16_units
 
 CLASSIC_RK4 = "rk4_classic"
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -114,13 +113,7 @@ def device_name(device: torch.device) -> str:
     """The GPU's name, or the CPU model from /proc/cpuinfo with torch's thread count."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model} ({torch.get_num_threads()} torch threads)"
+    return f"{cpu_model()} ({torch.get_num_threads()} torch threads)"
 
 
 def synchronize(device: torch.device) -> None:

@@ -84,3 +84,13 @@ def test_bf16_units_are_read_from_the_cpu_flags(tmp_path, monkeypatch, flags, ex
 def test_without_cpuinfo_no_bf16_units_are_assumed(tmp_path, monkeypatch):
     monkeypatch.setattr(cpu, "_PROC_CPUINFO", tmp_path / "missing")
     assert cpu.has_bf16_units() is False
+
+
+def test_cpu_model_and_flags_are_read_from_cpuinfo(tmp_path, monkeypatch):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Some CPU 9000\nflags\t\t: fpu avx2\n\n"
+                    "processor\t: 1\nmodel name\t: Some CPU 9000\nflags\t\t: fpu avx2\n")
+    monkeypatch.setattr(cpu, "_PROC_CPUINFO", info)
+    assert cpu.cpu_model() == "Some CPU 9000" and cpu.cpu_flags() == {"fpu", "avx2"}
+    monkeypatch.setattr(cpu, "_PROC_CPUINFO", tmp_path / "missing")
+    assert cpu.cpu_model() and cpu.cpu_flags() == set()

@@ -12,6 +12,7 @@ would take one thread too few).
 from __future__ import annotations
 
 import os
+import platform
 import time
 from pathlib import Path
 
@@ -82,13 +83,27 @@ def use_threads(requested: int | None) -> tuple[int, str]:
     return torch.get_num_threads(), f"the idle cores of {cores()}"
 
 
+def _cpuinfo_field(name: str) -> str | None:
+    """The first CPU's value of a /proc/cpuinfo field, or None where there is none (or no /proc/cpuinfo)."""
+    try:
+        lines = _PROC_CPUINFO.read_text().splitlines()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.split(":", 1)[0].strip() == name), None)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (for benchmark figures, which are meaningless without it)."""
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown CPU"
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where it cannot be read)."""
+    return set((_cpuinfo_field("flags") or "").split())
+
+
 def has_bf16_units() -> bool:
     """Whether this CPU does bf16 arithmetic natively (AVX512-BF16 or AMX-BF16; read from /proc/cpuinfo,
-    so False where it cannot be read). There bf16 autocast pays: 2.8x fp32 on the CIFAR-shaped training
-    step of an AMD EPYC with avx512_bf16 (BENCHMARKS.md); elsewhere bf16 is emulated and slower."""
-    try:
-        flags = next((line.split(":", 1)[1].split() for line in _PROC_CPUINFO.read_text().splitlines()
-                      if line.startswith("flags")), [])
-    except OSError:
-        return False
-    return any(flag in flags for flag in BF16_FLAGS)
+    so False where it cannot be read). There bf16 autocast pays: 2.2x torchdiffeq's fp32 CIFAR-shaped
+    training step on an AMD EPYC with avx512_bf16 (BENCHMARKS.md); elsewhere bf16 is emulated and slower."""
+    return not cpu_flags().isdisjoint(BF16_FLAGS)
