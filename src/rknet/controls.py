@@ -34,7 +34,8 @@ class ParameterSpec:
         if self.init == "ones":
             return torch.ones(self.shape)
         fan_in = math.prod(self.shape[1:])
-        return torch.randn(self.shape, generator=generator) * (self.scale / math.sqrt(fan_in))
+        value = torch.randn(self.shape, generator=generator) / math.sqrt(fan_in)
+        return value if self.scale == 1.0 else value * self.scale  # scale 1: the bits kernels always had
 
 
 def stacked_controls(specs: Mapping[str, ParameterSpec], count: int) -> nn.ParameterDict:
