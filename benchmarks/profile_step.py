@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import time
 from collections import defaultdict
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 import rknet
+from graphed_step import GraphedTrainingStep
 from throughput import fast_training_step, synchronize, synthetic_batches
 
 # Kernel kinds by name, first match wins (cuDNN/CUTLASS convolution kernels, Inductor's Triton kernels or,
@@ -41,6 +43,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=None, help="default 10 on CUDA, 2 on CPU")
     parser.add_argument("--steps", type=int, default=None, help="profiled steps; default 10 on CUDA, 2 on CPU")
     parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--step", choices=("fast", "graph"), default="fast",
+                        help="the fast path, or the whole step in one CUDA graph (graphed_step.py, CUDA only)")
+    parser.add_argument("--compile-mode", default=None,
+                        help="torch.compile mode; default reduce-overhead on CUDA, default on CPU")
     args = parser.parse_args()
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -50,11 +56,17 @@ def main() -> None:
 
     torch.manual_seed(0)
     model = rknet.ODENet(in_channels=3, num_classes=10, gradient=args.gradient).to(device)
-    step = fast_training_step(model, device, lr=0.01)
+    step = (GraphedTrainingStep(model, lr=0.01) if args.step == "graph"
+            else fast_training_step(model, device, lr=0.01, mode=args.compile_mode))
     batches = synthetic_batches(2, batch_size, device, seed=0)
     for index in range(warmup):
         step(*batches[index % 2])
     synchronize(device)
+    start = time.perf_counter()
+    for index in range(steps):
+        step(*batches[index % 2])
+    synchronize(device)
+    wall = (time.perf_counter() - start) / steps
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with profile(activities=activities) as profiler:
         for index in range(steps):
@@ -62,19 +74,24 @@ def main() -> None:
         synchronize(device)
 
     own = (lambda event: event.self_device_time_total) if cuda else (lambda event: event.self_cpu_time_total)
-    events = [event for event in profiler.key_averages() if own(event) > 0]
+    # On a GPU, Inductor's "## Call CompiledFxGraph ... ##" ranges are annotations that the profiler credits
+    # with the device time of the kernels inside them (CUDA-graph replays): counted once, as those kernels.
+    events = [event for event in profiler.key_averages()
+              if own(event) > 0 and not (cuda and event.key.startswith("## "))]
     total = sum(own(event) for event in events)
-    print(f"{device} ({torch.cuda.get_device_name(device) if cuda else 'cpu'}), batch {batch_size}, gradient "
-          f"{args.gradient}, {steps} profiled steps: {total / steps / 1e3:.2f} ms of "
+    print(f"{device} ({torch.cuda.get_device_name(device) if cuda else 'cpu'}), {args.step} step, batch "
+          f"{batch_size}, gradient {args.gradient}, {steps} profiled steps: {total / steps / 1e3:.2f} ms of "
           f"{'device' if cuda else 'CPU'} time per step, {batch_size * steps / (total / 1e6):,.0f} images/s "
-          f"if nothing else ran\n")
+          f"if nothing else ran")
+    print(f"wall-clock time per step without the profiler: {wall * 1e3:.2f} ms ({batch_size / wall:,.0f} "
+          f"images/s); the {'device' if cuda else 'CPU'} is busy {100 * total / steps / 1e6 / wall:.0f} % of it\n")
     by_kind: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
     for event in events:
         by_kind[kind(event.key)][0] += own(event)
         by_kind[kind(event.key)][1] += event.count
     print("| kind | ms per step | share | calls per step |\n|---|---|---|---|")
-    for label, (time, count) in sorted(by_kind.items(), key=lambda item: -item[1][0]):
-        print(f"| {label} | {time / steps / 1e3:.3f} | {100 * time / total:.1f} % | {count / steps:.0f} |")
+    for label, (spent, count) in sorted(by_kind.items(), key=lambda item: -item[1][0]):
+        print(f"| {label} | {spent / steps / 1e3:.3f} | {100 * spent / total:.1f} % | {count / steps:.0f} |")
     print("\n| top kernels | kind | ms per step | share | calls per step |\n|---|---|---|---|---|")
     for event in sorted(events, key=lambda event: -own(event))[:args.top]:
         print(f"| {event.key[:90]} | {kind(event.key)} | {own(event) / steps / 1e3:.3f} | "
