@@ -62,6 +62,7 @@ from torchdiffeq._impl.misc import Perturb
 from torchdiffeq._impl.odeint import SOLVERS
 
 import rknet
+from conv_backward import use_forward_input_gradients
 from graphed_step import GraphedTrainingStep
 from rknet import DynamicBlock
 from rknet.cpu import cpu_model, has_bf16_units
@@ -227,6 +228,9 @@ def parse_args() -> argparse.Namespace:
                         help="skip the rknet / torchdiffeq equality check")
     parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (momentum 0.9)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--conv-backward", choices=("cudnn", "forward"), default="cudnn",
+                        help="forward: the layers' convolutions compute their input gradients as forward "
+                        "convolutions, for this whole process (conv_backward.py, an experiment)")
     parser.add_argument("--no-cudnn-benchmark", dest="cudnn_benchmark", action="store_false",
                         help="leave cuDNN's algorithm search off (on by default on a GPU)")
     args = parser.parse_args()
@@ -244,7 +248,8 @@ def print_header(args: argparse.Namespace, device: torch.device, net: rknet.ODEN
     print(f"device: {device_name(device)}{units}")
     print(f"torch {torch.__version__}, torchdiffeq {torchdiffeq.__version__}, rknet {rknet.__version__}")
     print(f"default ODENet ({parameters:,} parameters), {args.warmup} warmup + {args.steps} timed steps per "
-          f"round, {args.rounds} rounds each, interleaved; cudnn.benchmark {torch.backends.cudnn.benchmark}")
+          f"round, {args.rounds} rounds each, interleaved; cudnn.benchmark {torch.backends.cudnn.benchmark}; "
+          f"convolution input gradients: {args.conv_backward}")
 
 
 def print_equality(net: rknet.ODENet, twin: TorchdiffeqODENet, images: torch.Tensor) -> None:
@@ -323,6 +328,8 @@ def main() -> None:
     # (otherwise a later model's differing sizes make dynamo recompile it with dynamic shapes).
     torch._dynamo.config.automatic_dynamic_shapes = False
     torch._dynamo.config.cache_size_limit = 64
+    if args.conv_backward == "forward":
+        use_forward_input_gradients()
     torch.backends.cudnn.benchmark = device.type == "cuda" and args.cudnn_benchmark
     steps, net, twin = implementations(args, device)
     print_header(args, device, net)
