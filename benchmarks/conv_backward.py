@@ -2,8 +2,9 @@
 
 On an H200 the default network's training step is 81-84 % convolutions, two thirds of them backward passes
 (BENCHMARKS.md, "Where the GPU time goes"). torch.compile's max-autotune mode times Triton convolution
-templates against cuDNN and was several times faster for the forward convolutions of 16-32 channels, but it
-has no template for `convolution_backward`. The input gradient of a stride-1 'same' convolution with kernel K
+templates against cuDNN and was several times faster for the forward convolutions of 16-32 channels, but
+the GPU machine's torch 2.11 was seen timing templates for forward convolutions only (torch 2.13 has them for
+`convolution_backward` too: then this experiment is a comparison with those). The input gradient of a stride-1 'same' convolution with kernel K
 is the 'same' convolution of the output gradient with K's channels swapped and its taps reversed, a forward
 convolution that the templates can take. `SameConvolution` computes it so (the weight gradient stays cuDNN's),
 and `use_forward_input_gradients()` routes `rknet.layers.apply_kernel`, the layers' convolutions, through it
