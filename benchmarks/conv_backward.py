@@ -2,13 +2,14 @@
 
 On an H200 the default network's training step is 81-84 % convolutions, two thirds of them backward passes
 (BENCHMARKS.md, "Where the GPU time goes"). torch.compile's max-autotune mode times Triton convolution
-templates against cuDNN and was several times faster for the forward convolutions of 16-32 channels, but
-the GPU machine's torch 2.11 was seen timing templates for forward convolutions only (torch 2.13 has them for
-`convolution_backward` too: then this experiment is a comparison with those). The input gradient of a stride-1 'same' convolution with kernel K
-is the 'same' convolution of the output gradient with K's channels swapped and its taps reversed, a forward
-convolution that the templates can take. `SameConvolution` computes it so (the weight gradient stays cuDNN's),
-and `use_forward_input_gradients()` routes `rknet.layers.apply_kernel`, the layers' convolutions, through it
-for the rest of the process: `throughput.py --conv-backward forward`.
+templates against cuDNN and was several times faster for the forward convolutions of 16-32 channels, but the
+GPU machine's torch 2.11 was seen timing templates for forward convolutions only (torch 2.13 has them for
+`convolution_backward` too: there this experiment compares with those). The input gradient of a stride-1
+'same' convolution with kernel K is the 'same' convolution of the output gradient with K's channels swapped
+and its taps reversed, a forward convolution that the templates can take. `SameConvolution` computes it so
+(the weight gradient stays cuDNN's), and `use_forward_input_gradients()` routes `rknet.layers.apply_kernel`,
+the layers' convolutions, through it for the rest of the process: `throughput.py --conv-backward forward`
+(and `profile_step.py --conv-backward forward`).
 
 `python conv_backward.py` checks the gradients against autograd's in float64 and a compiled bf16 training step
 against the plain one, on whatever device is given (default cpu).

@@ -19,6 +19,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import rknet
+from conv_backward import use_forward_input_gradients
 from graphed_step import GraphedTrainingStep
 from throughput import fast_training_step, synchronize, synthetic_batches
 
@@ -45,6 +46,8 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--step", choices=("fast", "graph"), default="fast",
                         help="the fast path, or the whole step in one CUDA graph (graphed_step.py, CUDA only)")
+    parser.add_argument("--conv-backward", choices=("cudnn", "forward"), default="cudnn",
+                        help="forward: convolution input gradients as forward convolutions (conv_backward.py)")
     parser.add_argument("--compile-mode", default=None,
                         help="torch.compile mode; default reduce-overhead on CUDA, default on CPU")
     args = parser.parse_args()
@@ -53,6 +56,8 @@ def main() -> None:
     batch_size = args.batch_size or (512 if cuda else 32)
     warmup, steps = args.warmup or (10 if cuda else 2), args.steps or (10 if cuda else 2)
     torch.backends.cudnn.benchmark = cuda
+    if args.conv_backward == "forward":
+        use_forward_input_gradients()
 
     torch.manual_seed(0)
     model = rknet.ODENet(in_channels=3, num_classes=10, gradient=args.gradient).to(device)
@@ -79,8 +84,9 @@ def main() -> None:
     events = [event for event in profiler.key_averages()
               if own(event) > 0 and not (cuda and event.key.startswith("## "))]
     total = sum(own(event) for event in events)
-    print(f"{device} ({torch.cuda.get_device_name(device) if cuda else 'cpu'}), {args.step} step, batch "
-          f"{batch_size}, gradient {args.gradient}, {steps} profiled steps: {total / steps / 1e3:.2f} ms of "
+    print(f"{device} ({torch.cuda.get_device_name(device) if cuda else 'cpu'}), {args.step} step, compile mode "
+          f"{args.compile_mode or 'as --fast'}, input gradients {args.conv_backward}, batch {batch_size}, gradient "
+          f"{args.gradient}, {steps} profiled steps: {total / steps / 1e3:.2f} ms of "
           f"{'device' if cuda else 'CPU'} time per step, {batch_size * steps / (total / 1e6):,.0f} images/s "
           f"if nothing else ran")
     print(f"wall-clock time per step without the profiler: {wall * 1e3:.2f} ms ({batch_size / wall:,.0f} "
