@@ -10,9 +10,9 @@
 #      profile_step.py at the last batch size.
 #
 # PLAN=autotune runs the experiment this table leads to instead (BENCHMARKS.md, "Where to go next"): the fast
-# path against max-autotune, with cuDNN's convolution input gradients and with them as forward convolutions
-# (conv_backward.py), compiled in parallel with the whole budget's first 60 %, then timed at the first batch
-# size; and conv_backward.py's numerical check on the GPU.
+# path against its convolution templates alone and against max-autotune, each with cuDNN's convolution input
+# gradients and with them as forward convolutions (conv_backward.py), compiled in parallel within the first
+# 60 % of the budget, then those that compiled timed at the first batch size; and conv_backward.py's check.
 #
 # Usage, from the repository root: OUT=logs bash benchmarks/gpu_session.sh   (rknet from src/, no install)
 # DEVICE=cpu SIZES=4 QUICK=1 runs the same steps with tiny settings, to check the script on a CPU.
@@ -61,12 +61,14 @@ run() {
 cat "$OUT/0-env.txt"
 
 if [[ ${PLAN:-table} == autotune ]]; then
-    echo "== $(date +%T) compile the four variants and check conv_backward.py, in parallel"
+    variants=(rknet-fast rknet-fast-templates rknet-fast-max-autotune)
+    echo "== $(date +%T) compile ${variants[*]}, each with both input gradients, and check conv_backward.py"
     for gradients in cudnn forward; do
-        for name in rknet-fast rknet-fast-max-autotune; do
+        for name in "${variants[@]}"; do
             TORCHINDUCTOR_COMPILE_THREADS=4 timeout -k 5 $((BUDGET * 60 / 100)) python3 throughput.py \
                 --device "$DEVICE" --batch-sizes "$first_size" --only "$name" --conv-backward "$gradients" \
-                --rounds 1 --warmup 0 --steps 1 --no-equality >"/tmp/warm-$name-$gradients.txt" 2>&1 &
+                --rounds 1 --warmup 0 --steps 1 --no-equality >"/tmp/warm-$name-$gradients.txt" 2>&1 \
+                && echo compiled >>"/tmp/warm-$name-$gradients.txt" &
         done
     done
     timeout -k 5 $((BUDGET * 60 / 100)) python3 conv_backward.py --device "$DEVICE" >"$OUT/1-check.txt" 2>&1
@@ -74,8 +76,12 @@ if [[ ${PLAN:-table} == autotune ]]; then
     wait
     tail -n 3 /tmp/warm-*.txt >"$OUT/1-warm.txt"
     for gradients in cudnn forward; do
-        run 150 "2-autotune-$gradients.txt" python3 throughput.py --device "$DEVICE" --batch-sizes "$first_size" \
-            --rounds "$rounds" --only rknet-fast,rknet-fast-max-autotune --conv-backward "$gradients" \
+        ready=$(for name in "${variants[@]}"; do
+            grep -qx compiled "/tmp/warm-$name-$gradients.txt" && printf '%s,' "$name"
+        done)
+        echo "   compiled with $gradients input gradients: ${ready:-none}"
+        [[ -n $ready ]] && run 150 "2-autotune-$gradients.txt" python3 throughput.py --device "$DEVICE" \
+            --batch-sizes "$first_size" --rounds "$rounds" --only "${ready%,}" --conv-backward "$gradients" \
             --no-equality "${small[@]}"
     done
     grep -h -E "^\||^float64|^one fast" "$OUT"/[12]-*.txt

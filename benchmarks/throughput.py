@@ -14,6 +14,8 @@ Implementations, timed in interleaved rounds on the same synthetic CIFAR-shaped 
                  (ideal: 4, the number of layer evaluations per step)
   rknet-fast-max-autotune   the fast path compiled with mode max-autotune (Triton templates and kernel
                  configurations timed on the device; minutes of compilation): only when `--only` names it
+  rknet-fast-templates   the fast path with only max-autotune's convolution and matrix-product templates
+                 (Inductor's max_autotune_gemm, CUDA graphs kept): only when `--only` names it
   rknet-graph, rknet-graph-eager   (CUDA only, only when `--only` names them) the whole training step in one
                  CUDA graph (`graphed_step.py`), around the model compiled without CUDA graphs of its own, or
                  around the eager model: what the host's share of a fast-path step costs
@@ -156,13 +158,15 @@ def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, images: to
     optimizer.step()
 
 
-def fast_training_step(model: nn.Module, device: torch.device, lr: float,
-                       mode: str | None = None) -> Callable[[torch.Tensor, torch.Tensor], None]:
+def fast_training_step(model: nn.Module, device: torch.device, lr: float, mode: str | None = None,
+                       options: dict | None = None) -> Callable[[torch.Tensor, torch.Tensor], None]:
     """rknet's fast path: compiled (CUDA graphs on a GPU), channels_last, fused SGD, bf16 autocast on a GPU
-    and on a CPU with bf16 units. `mode` overrides the compile mode `rknet train --fast` uses."""
+    and on a CPU with bf16 units. `mode`, or Inductor `options` instead of a mode, override the compilation
+    `rknet train --fast` uses."""
     cuda = device.type == "cuda"
     bf16 = cuda or has_bf16_units()
-    compiled = torch.compile(model, mode=mode or ("reduce-overhead" if cuda else "default"))
+    compiled = (torch.compile(model, options=options) if options
+                else torch.compile(model, mode=mode or ("reduce-overhead" if cuda else "default")))
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, fused=True)
 
     def step(images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -209,7 +213,10 @@ DEFAULTS = {"cpu": {"batch_sizes": [64], "warmup": 1, "steps": 3},
             "cuda": {"batch_sizes": [125, 512], "warmup": 5, "steps": 20}}
 CIFAR10_TRAIN = 50_000
 # Implementations that run only when `--only` names them (max-autotune compiles for minutes; graphs need CUDA).
-OPT_IN = ("rknet-fast-max-autotune", "rknet-graph", "rknet-graph-eager")
+OPT_IN = ("rknet-fast-max-autotune", "rknet-fast-templates", "rknet-graph", "rknet-graph-eager")
+# max-autotune's convolution and matrix-product templates alone, without its search over every fused kernel's
+# configuration (coordinate descent), to compile in less time than max-autotune
+TEMPLATES = {"max_autotune_gemm": True}
 
 
 def parse_args() -> argparse.Namespace:
@@ -301,8 +308,9 @@ def implementations(args: argparse.Namespace, device: torch.device
         optimizer = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
         return functools.partial(training_step, model, optimizer, bf16=bf16)
 
-    def fast(model: nn.Module, mode: str | None = None) -> Callable[[torch.Tensor, torch.Tensor], None]:
-        return fast_training_step(model, device, args.lr, mode)
+    def fast(model: nn.Module, mode: str | None = None,
+             options: dict | None = None) -> Callable[[torch.Tensor, torch.Tensor], None]:
+        return fast_training_step(model, device, args.lr, mode, options)
 
     steps = {"rknet": lambda: eager(net), "rknet-fast": lambda: fast(copy.deepcopy(net)),
              "rknet-bf16": lambda: eager(copy.deepcopy(net), bf16=True),
@@ -311,6 +319,8 @@ def implementations(args: argparse.Namespace, device: torch.device
              "torchdiffeq": lambda: eager(twin), "euler": lambda: eager(variant(method="euler")),
              "euler-fast": lambda: fast(variant(method="euler")),
              "rknet-fast-max-autotune": lambda: fast(copy.deepcopy(net), "max-autotune"),
+             "rknet-fast-templates": lambda: fast(copy.deepcopy(net), options=TEMPLATES | {
+                 "triton.cudagraphs": device.type == "cuda"}),
              "rknet-graph": lambda: GraphedTrainingStep(copy.deepcopy(net), args.lr),
              "rknet-graph-eager": lambda: GraphedTrainingStep(copy.deepcopy(net), args.lr, compile_model=False)}
     unknown = {name for name in args.skip.split(",") + args.only.split(",") if name} - set(steps)
