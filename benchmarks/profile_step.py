@@ -21,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 import rknet
 from conv_backward import use_forward_input_gradients
 from graphed_step import GraphedTrainingStep
-from throughput import fast_training_step, synchronize, synthetic_batches
+from throughput import TEMPLATES, fast_training_step, synchronize, synthetic_batches
 
 # Kernel kinds by name, first match wins (cuDNN/CUTLASS convolution kernels, Inductor's Triton kernels or,
 # on a CPU, its compiled graph's own time, the fused optimizer, copies and fills).
@@ -50,6 +50,8 @@ def main() -> None:
                         help="forward: convolution input gradients as forward convolutions (conv_backward.py)")
     parser.add_argument("--compile-mode", default=None,
                         help="torch.compile mode; default reduce-overhead on CUDA, default on CPU")
+    parser.add_argument("--templates", action="store_true",
+                        help="compile as throughput.py's rknet-fast-templates (convolution templates alone)")
     args = parser.parse_args()
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -62,7 +64,8 @@ def main() -> None:
     torch.manual_seed(0)
     model = rknet.ODENet(in_channels=3, num_classes=10, gradient=args.gradient).to(device)
     step = (GraphedTrainingStep(model, lr=0.01) if args.step == "graph"
-            else fast_training_step(model, device, lr=0.01, mode=args.compile_mode))
+            else fast_training_step(model, device, lr=0.01, mode=args.compile_mode,
+                                    options=TEMPLATES | {"triton.cudagraphs": cuda} if args.templates else None))
     batches = synthetic_batches(2, batch_size, device, seed=0)
     for index in range(warmup):
         step(*batches[index % 2])
@@ -84,8 +87,9 @@ def main() -> None:
     events = [event for event in profiler.key_averages()
               if own(event) > 0 and not (cuda and event.key.startswith("## "))]
     total = sum(own(event) for event in events)
+    compiled = "templates" if args.templates else args.compile_mode or "as --fast"
     print(f"{device} ({torch.cuda.get_device_name(device) if cuda else 'cpu'}), {args.step} step, compile mode "
-          f"{args.compile_mode or 'as --fast'}, input gradients {args.conv_backward}, batch {batch_size}, gradient "
+          f"{compiled}, input gradients {args.conv_backward}, batch {batch_size}, gradient "
           f"{args.gradient}, {steps} profiled steps: {total / steps / 1e3:.2f} ms of "
           f"{'device' if cuda else 'CPU'} time per step, {batch_size * steps / (total / 1e6):,.0f} images/s "
           f"if nothing else ran")
