@@ -67,7 +67,7 @@ def check(device: torch.device) -> None:
     """Print the gradient differences against autograd's (float64) and a compiled bf16 step's (same start)."""
     import copy
 
-    from throughput import fast_training_step, synthetic_batches
+    from throughput import fast_training_step, parameter_update, synthetic_batches
 
     generator = torch.Generator().manual_seed(0)
     x, weight, bias = (torch.randn(shape, generator=generator, dtype=torch.float64).to(device).requires_grad_()
@@ -87,8 +87,7 @@ def check(device: torch.device) -> None:
     use_forward_input_gradients()
     torch._dynamo.reset()
     fast_training_step(other, device, lr=0.01)(images, labels)
-    update = torch.cat([(p.detach() - s).flatten() for p, s in zip(plain.parameters(), start)])
-    changed = torch.cat([(p.detach() - s).flatten() for p, s in zip(other.parameters(), start)])
+    update, changed = parameter_update(plain, start), parameter_update(other, start)
     print(f"one fast-path step on {device}: |update - plain update| / |update| = "
           f"{((changed - update).norm() / update.norm()).item():.2e}")
 

@@ -76,7 +76,7 @@ def check(steps: int = 3, batch_size: int = 125) -> None:
     import copy
 
     import rknet
-    from throughput import fast_training_step, synthetic_batches, training_step
+    from throughput import fast_training_step, parameter_update, synthetic_batches, training_step
 
     device = torch.device("cuda")
     torch.manual_seed(0)
@@ -100,14 +100,12 @@ def check(steps: int = 3, batch_size: int = 125) -> None:
         for step in steppers.values():
             step(images, labels)
 
-    def update(model: nn.Module) -> torch.Tensor:
-        return torch.cat([(p.detach() - s).flatten() for p, s in zip(model.parameters(), start)])
-
-    expected = update(reference)
+    expected = parameter_update(reference, start)
     print(f"after {steps} SGD steps at batch {batch_size}: |update| = {expected.norm().item():.3e}; "
           "|update - eager bf16 channels_last update| / |update|:")
     for name, model in models.items():
-        print(f"graphed-check {name}: {((update(model) - expected).norm() / expected.norm()).item():.2e}")
+        difference = (parameter_update(model, start) - expected).norm() / expected.norm()
+        print(f"graphed-check {name}: {difference.item():.2e}")
 
 
 if __name__ == "__main__":

@@ -179,6 +179,11 @@ def fast_training_step(model: nn.Module, device: torch.device, lr: float, mode: 
     return step
 
 
+def parameter_update(model: nn.Module, start: list[torch.Tensor]) -> torch.Tensor:
+    """How far training moved `model`'s parameters from `start` (their values before), as one flat vector."""
+    return torch.cat([(p.detach() - s).flatten() for p, s in zip(model.parameters(), start)])
+
+
 def peak_memory(step: Callable[[torch.Tensor, torch.Tensor], None], batches: list[Batch],
                 device: torch.device) -> float | None:
     """Peak GPU memory (GB) over the first two training steps, everything included (weights, optimizer,
