@@ -8,9 +8,11 @@ signals of 1 x 40 (dims=1, 10 classes, an `npz:` file) and vectors of 2 features
 that a machine whose load changes treats them alike; the table gives the median images/s and the ratio to
 the first variant (the eager path at the old default batch of 64).
 
-Run: python benchmarks/small_networks.py [--rounds 5] [--threads 1] [--profile]
+Run: python benchmarks/small_networks.py [--rounds 5] [--threads 1] [--profile] [--floor]
      python benchmarks/small_networks.py --write-signals signals.npz   (a 1 x 40 set for `rknet train`)
 `--profile` prints where the time of a step goes (torch.profiler, CPU ops) for the baseline and the new path.
+`--floor` prints a lower bound on the fused step's time in eager mode: the tensor operations it dispatches, each
+at the cost of the cheapest dispatch (a one-element add), plus its arithmetic at the matmul peak.
 """
 
 from __future__ import annotations
@@ -148,6 +150,36 @@ def profile_case(name: str, use_fused: bool, top: int) -> None:
               f"{100 * event.self_cpu_time_total / total:.1f} % | {event.count / 5:.0f} |")
 
 
+def dispatch_cost() -> float:
+    """Seconds per call of the cheapest tensor operation (a one-element add): the per-operation floor."""
+    a, b = torch.zeros(1), torch.zeros(1)
+    for _ in range(1000):
+        a.add(b)
+    count, started = 100_000, time.perf_counter()
+    for _ in range(count):
+        a.add(b)
+    return (time.perf_counter() - started) / count
+
+
+def floor_case(name: str, flops: float, peak: float, baseline: float) -> None:
+    """The eager floor of the fused step at batch 128: its top-level tensor operations (those not called by
+    another one) at the cheapest dispatch's cost, plus its arithmetic at the matmul peak."""
+    shape, classes, dims = CASES[name]
+    step, _ = training_step(shape, classes, dims, 128, True)
+    for _ in range(3):
+        step()
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        step()
+    operations = sum(1 for e in profiler.events() if e.name.startswith("aten::")
+                     and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")))
+    cost, arithmetic = dispatch_cost(), 128 * flops / (peak * 1e9)
+    floor = operations * cost + arithmetic
+    print(f"\n{name}, fused step at batch 128: {operations:,} tensor operations per step at {cost * 1e6:.2f} us "
+          f"each ({operations * cost * 1e3:.2f} ms) + arithmetic at the matmul peak ({arithmetic * 1e3:.2f} ms) = "
+          f"{floor * 1e3:.2f} ms per step at least: {128 / floor:,.0f} images/s, {128 / floor / baseline:.1f}x the "
+          "baseline")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -155,6 +187,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case names")
     parser.add_argument("--profile", action="store_true", help="also profile the baseline and the fused path")
+    parser.add_argument("--floor", action="store_true", help="also print the fused step's eager floor")
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--write-signals", metavar="PATH", help="only write the 1 x 40 signals npz file and exit")
     args = parser.parse_args()
@@ -177,6 +210,8 @@ def main() -> None:
             median = statistics.median(values)
             print(f"| {variant} | {median:,.0f} | {median / base:.2f}x | {median * flops / 1e9:.1f} | "
                   f"{100 * median * flops / 1e9 / peak:.0f} % | {', '.join(f'{v:.0f}' for v in values)} |", flush=True)
+        if args.floor:
+            floor_case(name, flops, peak, base)
         if args.profile:
             profile_case(name, False, args.top)
             profile_case(name, True, args.top)
