@@ -130,16 +130,22 @@ def run_case(name: str, rounds: int, seconds: float) -> dict[str, list[float]]:
     return results
 
 
-def profile_case(name: str, use_fused: bool, top: int) -> None:
+def profiled(name: str, use_fused: bool, steps: int) -> profile:
+    """torch.profiler's record of `steps` training steps at batch 128 (after 3 untimed ones)."""
     shape, classes, dims = CASES[name]
     step, _ = training_step(shape, classes, dims, 128, use_fused)
     fused.set_enabled(use_fused)
     for _ in range(3):
         step()
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
-        for _ in range(5):
+        for _ in range(steps):
             step()
     fused.set_enabled(True)
+    return profiler
+
+
+def profile_case(name: str, use_fused: bool, top: int) -> None:
+    profiler = profiled(name, use_fused, 5)
     events = [e for e in profiler.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
     print(f"\n{name}, {'fused' if use_fused else 'eager'}, batch 128: {total / 5 / 1e3:.2f} ms of CPU ops per step "
@@ -164,13 +170,7 @@ def dispatch_cost() -> float:
 def floor_case(name: str, flops: float, peak: float, baseline: float) -> None:
     """The eager floor of the fused step at batch 128: its top-level tensor operations (those not called by
     another one) at the cheapest dispatch's cost, plus its arithmetic at the matmul peak."""
-    shape, classes, dims = CASES[name]
-    step, _ = training_step(shape, classes, dims, 128, True)
-    for _ in range(3):
-        step()
-    with profile(activities=[ProfilerActivity.CPU]) as profiler:
-        step()
-    operations = sum(1 for e in profiler.events() if e.name.startswith("aten::")
+    operations = sum(1 for e in profiled(name, True, 1).events() if e.name.startswith("aten::")
                      and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")))
     cost, arithmetic = dispatch_cost(), 128 * flops / (peak * 1e9)
     floor = operations * cost + arithmetic
