@@ -7,7 +7,7 @@ GPU machine's torch 2.11 was seen timing templates for forward convolutions only
 `convolution_backward` too: there this experiment compares with those). The input gradient of a stride-1
 'same' convolution with kernel K is the 'same' convolution of the output gradient with K's channels swapped
 and its taps reversed, a forward convolution that the templates can take. `SameConvolution` computes it so
-(the weight gradient stays cuDNN's), and `use_forward_input_gradients()` routes `rknet.layers.apply_kernel`,
+(the weight gradient stays cuDNN's), and `use_forward_input_gradients()` routes `rknet.common.kernels.apply_kernel`,
 the layers' convolutions, through it for the rest of the process: `throughput.py --conv-backward forward`
 (and `profile_step.py --conv-backward forward`).
 
@@ -49,18 +49,18 @@ class SameConvolution(torch.autograd.Function):
 
 
 def apply_kernel(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, dims: int) -> torch.Tensor:
-    """`rknet.layers.apply_kernel` with `SameConvolution` for images; other dimensions as before."""
+    """`rknet.common.kernels.apply_kernel` with `SameConvolution` for images; other dimensions as before."""
     if dims != 2:
         return plain_apply_kernel(x, kernel, bias, dims)
     return SameConvolution.apply(x, kernel, bias)
 
 
-plain_apply_kernel = rknet.layers.apply_kernel
+plain_apply_kernel = rknet.common.kernels.apply_kernel
 
 
 def use_forward_input_gradients() -> None:
     """From now on in this process, rknet's layers take their convolutions through `SameConvolution`."""
-    rknet.layers.apply_kernel = apply_kernel
+    rknet.common.kernels.apply_kernel = apply_kernel
 
 
 def check(device: torch.device) -> None:

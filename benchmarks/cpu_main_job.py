@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from rknet.cpu import cpu_model
+from rknet.common.cpu import cpu_model
 
 OLD_DEFAULTS = ["--epochs", "20", "--batch-size", "64", "--lr", "0.1"]  # before 2026-11-27
 CORES = str(os.cpu_count() or 1)

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rknet.cpu import cpu_model
+from rknet.common.cpu import cpu_model
 
 EXIT_DIVERGED = 3
 METHODS = ("rk4", "imex_euler", "ars222", "ars443")

@@ -16,7 +16,7 @@ import time
 import torch
 
 import rknet
-from rknet.cpu import cpu_model
+from rknet.common.cpu import cpu_model
 
 METHODS = ("rk4", "sdirk2", "gauss2", "ars222")
 

@@ -27,8 +27,8 @@ import torch
 import rknet
 from rknet import DynamicBlock, ImplicitBlock, NewtonKrylov
 from rknet.analysis.memory import held_for_backward
+from rknet.blocks.reversible import HamiltonianBlock, LeapfrogBlock
 from rknet.layers import DoubleSym
-from rknet.reversible import HamiltonianBlock, LeapfrogBlock
 
 STEPS = (8, 16, 32, 64)
 MODES = ("backprop", "selective", "checkpoint", "adjoint", "leapfrog", "hamiltonian", "sdirk2")

@@ -29,8 +29,8 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 import rknet
-from rknet import fused
-from rknet.cpu import cpu_flags, cpu_model
+from rknet.common.cpu import cpu_flags, cpu_model
+from rknet.gradients import fused
 from rknet.training.config import TrainConfig
 from rknet.training.optim import make_optimizer
 

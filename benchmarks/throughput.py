@@ -4,7 +4,7 @@ Implementations, timed in interleaved rounds on the same synthetic CIFAR-shaped 
   rknet          eager fp32 (`ODENet.forward`)
   rknet-fast     the fast path, as `rknet train --fast` runs it: torch.compile (mode reduce-overhead = CUDA
                  graphs on a GPU), channels_last, fused SGD, bf16 autocast on a GPU and on a CPU with bf16
-                 units (AVX512-BF16 or AMX; `rknet.cpu.has_bf16_units`), fp32 on other CPUs
+                 units (AVX512-BF16 or AMX; `rknet.common.cpu.has_bf16_units`), fp32 on other CPUs
   rknet-bf16     eager with bf16 autocast (no compilation): what bf16 alone gives
   torchdiffeq    the same network with each block integrated by torchdiffeq's odeint (below)
   rknet-fast-selective, rknet-fast-checkpoint   the fast path with `gradient="selective"` (convolution
@@ -67,7 +67,7 @@ import rknet
 from conv_backward import use_forward_input_gradients
 from graphed_step import GraphedTrainingStep
 from rknet import DynamicBlock
-from rknet.cpu import cpu_model, has_bf16_units
+from rknet.common.cpu import cpu_model, has_bf16_units
 
 CLASSIC_RK4 = "rk4_classic"
 Batch = tuple[torch.Tensor, torch.Tensor]

@@ -17,7 +17,7 @@ def _seed():
 
 def run_cli(args, capsys) -> tuple[int, str, str]:
     """`rknet ARGS` in this process: (exit code, stdout, stderr)."""
-    from rknet.cli import main
+    from rknet.cli.main import main
 
     try:
         code = main([str(arg) for arg in args])

@@ -104,7 +104,7 @@ def test_gradcheck_of_the_adjoint_strategy_at_a_fine_grid():
     names = list(model.controls)
 
     def run(y, *stacked):
-        return rknet.adjoint.BlockAdjoint.apply(model, (16,), y, *stacked)  # restart at t = 0.5
+        return rknet.gradients.block_adjoint.BlockAdjoint.apply(model, (16,), y, *stacked)  # restart at t = 0.5
 
     assert names and torch.autograd.gradcheck(run, (y.requires_grad_(), *model.controls.values()),
                                               eps=1e-6, atol=1e-5, rtol=1e-4)

@@ -275,7 +275,7 @@ def test_spectra_plot_has_one_panel_per_block_and_time_and_marks_the_outside(tmp
 def test_decision_boundaries_are_smooth_not_staircases():
     pytest.importorskip("matplotlib")
     from rknet.analysis.plots import _decision_regions, class_colours
-    from rknet.figures import agg_figure
+    from rknet.common.figures import agg_figure
 
     ax = agg_figure((4, 4)).subplots()
     points = torch.tensor([[-1.0, -1.0], [1.0, 1.0]])

@@ -104,7 +104,7 @@ def test_evaluations_per_forward():
 
 @pytest.mark.parametrize("dims", [0, 1, 2])
 def test_kernel_transpose_is_the_adjoint(dims):
-    from rknet.layers import apply_kernel, apply_kernel_transpose, kernel_shape
+    from rknet.common.kernels import apply_kernel, apply_kernel_transpose, kernel_shape
 
     kernel = torch.randn(kernel_shape(3, 3, dims), dtype=torch.float64)
     x = torch.randn((2, 3) + (5,) * dims, dtype=torch.float64)

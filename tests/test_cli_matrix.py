@@ -14,7 +14,7 @@ TINY = ("--data", "circles", "--widths", "2,2", "--steps", "2", "--epochs", "1",
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """One tiny trained run per block type."""
-    from rknet.cli import main
+    from rknet.cli.main import main
 
     folder = tmp_path_factory.mktemp("matrix")
     for method in BLOCK_TYPES:

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from rknet.experiments import run_grid
-from rknet.experiments.status import status_lines
+from rknet.compare import run_grid
+from rknet.compare.status import status_lines
 from rknet.training.metrics import read_metrics
 
 # 2 methods x 2 seeds on the circles toy set; the columns that do not depend on time or memory

@@ -7,11 +7,12 @@ import sys
 import time
 
 import pytest
+from rknet.cli.compare import spec_from_args
+from rknet.cli.main import OneLineParser
 
 import rknet
-from rknet.cli import OneLineParser
-from rknet.experiments import COLUMNS, CompareSpec, add_compare_parser, machine, plan, run_grid
-from rknet.experiments.cli import spec_from_args
+from rknet.cli.compare import add_compare_parser
+from rknet.compare import COLUMNS, CompareSpec, machine, plan, run_grid
 from rknet.training import train
 from rknet.training.metrics import read_metrics
 
@@ -157,7 +158,7 @@ def test_bad_method_fails_before_any_run(tmp_path, capsys):
 
 
 def test_cli_error_is_one_line_with_exit_code_2(tmp_path, capsys):
-    from rknet.cli import main
+    from rknet.cli.main import main
 
     code = main(["compare", *TINY, "--layers", "resnet", "--out", str(tmp_path / "bad")])
     err = capsys.readouterr().err
@@ -283,9 +284,9 @@ def test_compare_honours_omp_num_threads_and_threads_and_warns_under_contention(
 
 def test_accuracy_vs_params_keeps_true_counts_and_spreads_methods_on_the_page(monkeypatch):
     pytest.importorskip("matplotlib")
-    from rknet.experiments import plots
-    from rknet.experiments.plan import Setting
-    from rknet.experiments.results import SettingResult
+    from rknet.compare import plots
+    from rknet.compare.plan import Setting
+    from rknet.compare.results import SettingResult
 
     drawn = {}
     monkeypatch.setattr(plots, "save_figure", lambda figure, path: drawn.setdefault("figure", figure))
@@ -303,7 +304,7 @@ def test_accuracy_vs_params_keeps_true_counts_and_spreads_methods_on_the_page(mo
 
 
 def test_compare_takes_a_config_file_and_the_command_line_wins(tmp_path):
-    from rknet.experiments.cli import spec_from_args
+    from rknet.cli.compare import spec_from_args
 
     config = tmp_path / "grid.yaml"
     config.write_text("methods: euler,heun\nlayers: [double]\nwidths: '4,4'\nseeds: 1\nepochs: 2\nlr: 0.2\n"

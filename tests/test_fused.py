@@ -1,4 +1,4 @@
-"""The fused block pass (rknet.fused) against the generic path that autograd records op by op.
+"""The fused block pass (rknet.gradients.fused) against the generic path that autograd records op by op.
 
 The tolerance comes from the precision: both paths run in fp32 and are compared with the generic path run
 in fp64 (the truth, to fp32's eyes). The fused path's error must stay within 4x the generic path's own
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import rknet
-from rknet import fused
+from rknet.gradients import fused
 
 EPS = torch.finfo(torch.float32).eps
 
@@ -83,7 +83,7 @@ def test_non_contiguous_inputs(dims):
     ("rk38", {"t_states": (0.0, 0.5, 2.0, 2.25, 4.0)}),
 ])
 @pytest.mark.parametrize("dims", [0, 1])
-@pytest.mark.filterwarnings("ignore::rknet.grid.GridWarning")  # a knot inside a step, on purpose
+@pytest.mark.filterwarnings("ignore::rknet.solvers.grid.GridWarning")  # a knot inside a step, on purpose
 def test_methods_and_grids_as_accurate_block_by_block(method, grids, dims):
     torch.manual_seed(0)
     grids = dict(grids)

@@ -27,12 +27,12 @@ import torch
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import rknet.files
+import rknet.io.atomic
 from conftest import run_cli
 from rknet.data import load_dataset
 from rknet.data.checks import MAX_CLASSES, labels_to_tensor
 from rknet.data.safe_pickle import ALLOWED_GLOBALS
-from rknet.files import json_text, write_json
+from rknet.io.atomic import json_text, write_json
 from rknet.training.checkpoint import (
     CHECKPOINT,
     PREVIOUS,
@@ -605,7 +605,7 @@ def test_non_finite_metrics_are_written_as_null(tmp_path):
 def test_summary_json_is_strict(tmp_path, monkeypatch):
     write_json(tmp_path / "summary.json", {"test_loss": float("nan"), "refinements": [{"acc": float("inf")}]})
     assert strict_json((tmp_path / "summary.json").read_text()) == {"test_loss": None, "refinements": [{"acc": None}]}
-    monkeypatch.setattr(rknet.files, "json_safe", lambda value: value)  # a slip: NaN no longer turned into null
+    monkeypatch.setattr(rknet.io.atomic, "json_safe", lambda value: value)  # a slip: NaN no longer turned into null
     with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
         json_text({"test_loss": float("nan")})
 

@@ -5,10 +5,11 @@ import pytest
 import torch
 
 import rknet
-from rknet.imex import IMEX_PAIRS, integrate_imex
-from rknet.imex_block import OPERATOR_SCALE, ImexBlock
+from rknet.blocks.imex import OPERATOR_SCALE, ImexBlock
 from rknet.layers import DoubleSym
-from rknet.operators import SymmetricOperator
+from rknet.methods.imex_pairs import IMEX_PAIRS
+from rknet.solvers.imex import integrate_imex
+from rknet.solvers.operators import SymmetricOperator
 
 STEPS = (16, 32, 64, 128, 256)
 

@@ -8,10 +8,10 @@ import torch
 
 import rknet
 from rknet.analysis.memory import held_for_backward
-from rknet.implicit import ImplicitSolveError, NewtonKrylov
-from rknet.implicit_block import ImplicitBlock
+from rknet.blocks.implicit import ImplicitBlock
 from rknet.layers import DoubleSym, Single
-from rknet.tableau import IMPLICIT_TABLEAUS
+from rknet.methods.tableau import IMPLICIT_TABLEAUS
+from rknet.solvers.newton_krylov import ImplicitSolveError, NewtonKrylov
 
 STEPS = (8, 16, 32, 64, 128)
 TOLERANCE = 0.15

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import rknet
-from rknet.implicit import NewtonKrylov
-from rknet.implicit_block import ImplicitBlock
-from rknet.krylov import gmres
+from rknet.blocks.implicit import ImplicitBlock
 from rknet.layers import DoubleSym
+from rknet.solvers.gmres import gmres
+from rknet.solvers.newton_krylov import NewtonKrylov
 
 
 def test_batched_gmres_solves_each_row_its_own_system():

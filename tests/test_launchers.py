@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from rknet.cli.compare import spec_from_args
+from rknet.cli.main import OneLineParser
 
-from rknet.cli import OneLineParser
-from rknet.experiments import CompareSpec, add_compare_parser, plan, run_grid
-from rknet.experiments.cli import spec_from_args
-from rknet.experiments.resources import Resources
+from rknet.cli.compare import add_compare_parser
+from rknet.compare import CompareSpec, plan, run_grid
+from rknet.compare.resources import Resources
 
 try:
     import tomllib
@@ -90,7 +91,7 @@ def test_the_base_install_stays_light():
     assert not any(name in dep for dep in project["dependencies"] for name in ("ray", "submitit"))
     assert project["optional-dependencies"]["slurm"] == ["submitit>=1.5"]
     assert project["optional-dependencies"]["ray"] == ["ray>=2.9"]
-    code = ("import sys; from rknet.cli import build_parser; from rknet.experiments.launchers import make_launcher; "
+    code = ("import sys; from rknet.cli.main import build_parser; from rknet.compare.launchers import make_launcher; "
             "build_parser().parse_args(['compare', '--launcher', 'ray', '--out', 'o']); "
             "print(sorted({'ray', 'submitit'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -130,7 +131,7 @@ def test_resources_reach_the_sbatch_script(tmp_path, monkeypatch):
     """submitit's SLURM executor writes the job script from the resources (a stand-in srun lets it start
     without a cluster; nothing is submitted)."""
     submitit = pytest.importorskip("submitit")
-    from rknet.experiments.launchers.slurm import job_parameters
+    from rknet.compare.launchers.slurm import job_parameters
 
     (tmp_path / "srun").write_text("#!/bin/sh\nexit 1\n")
     (tmp_path / "srun").chmod(0o755)

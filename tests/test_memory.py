@@ -9,8 +9,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import rknet
 from rknet import DynamicBlock
 from rknet.analysis.memory import held_for_backward
+from rknet.blocks.reversible import HamiltonianBlock, LeapfrogBlock
 from rknet.layers import make_layer
-from rknet.reversible import HamiltonianBlock, LeapfrogBlock
 
 
 def perturbed(block):

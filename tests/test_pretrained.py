@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import rknet
-from rknet.tensorfile import load_tensors, save_tensors
+from rknet.io.safetensors import load_tensors, save_tensors
 
 
 def trained_in_place(net: rknet.ODENet, x: torch.Tensor) -> rknet.ODENet:

@@ -7,8 +7,9 @@ import torch
 
 import rknet
 from rknet import DynamicBlock
-from rknet.controls import interpolate
 from rknet.layers import make_layer
+from rknet.layers.controls import interpolate
+from rknet.solvers.grid import interpolation_weights
 
 
 def smooth_block(t_controls=None, steps=8):
@@ -58,8 +59,8 @@ def test_refined_controls_keep_theta_as_a_function_of_time(interpolation):
     assert refined.t_controls == rknet.refine_times((0, 1, 3), 3)
     assert refined.t_states == rknet.refine_times((0, 1, 2, 3), 3)
     for t in torch.linspace(0, 3, 41).tolist():
-        old = interpolate(block.controls, rknet.grid.interpolation_weights(block.t_controls, t, interpolation))
-        new = interpolate(refined.controls, rknet.grid.interpolation_weights(refined.t_controls, t, interpolation))
+        old = interpolate(block.controls, interpolation_weights(block.t_controls, t, interpolation))
+        new = interpolate(refined.controls, interpolation_weights(refined.t_controls, t, interpolation))
         for name in old:
             torch.testing.assert_close(new[name], old[name], rtol=1e-6, atol=1e-7)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import rknet
-from rknet import cpu
+from rknet.common import cpu
 from rknet.training import config
 from rknet.training.config import TrainConfig
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import rknet
-from rknet.experiments import CompareSpec, plan
+from rknet.compare import CompareSpec, plan
 from rknet.training.metrics import MetricsLog, read_metrics
 
 TINY = {"data": "circles", "epochs": 2, "widths": [4, 4], "steps": 1, "batch_size": 256}

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import rknet
-from rknet.cpu import has_bf16_units
-from rknet.norms import TV_EPS
+from rknet.common.cpu import has_bf16_units
+from rknet.layers.norms import TV_EPS
 from rknet.training.metrics import read_metrics
 
 TOY = {"data": "peaks", "widths": [4, 4], "batch_size": 200, "lr": 0.05}

@@ -4,30 +4,31 @@ Swap forward Euler for any explicit Runge-Kutta tableau, put the weights on thei
 train, compare and analyse the result.
 """
 
-from . import analysis, layers
-from .block import Block
-from .compat import odeint, odeint_adjoint
-from .convert import from_dynamicblocks
-from .dynamic_block import DynamicBlock
-from .export import export_onnx, export_program
-from .grid import GridWarning, refine_times, uniform_grid
-from .imex import IMEX_PAIRS, ImexPair, integrate_imex
-from .imex_block import ImexBlock
-from .implicit import ImplicitSolveError, NewtonKrylov, SolveReport
-from .implicit_block import ImplicitBlock
-from .layers import LAYERS
-from .network import ODENet
-from .ode import integrate
-from .operators import SymmetricOperator
-from .pretrained import from_pretrained, save_pretrained
-from .rediscretize import rediscretize
-from .regularization import clip_weights_, time_regularization
-from .reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
-from .schemes import METHODS
-from .spec import DEFAULTS, NetworkSpec
-from .strategies import GRADIENTS, GradientStrategy
-from .tableau import IMPLICIT_TABLEAUS, TABLEAUS, ButcherTableau, get_tableau
-from .training import TrainConfig, evaluate_run, load, train
+from rknet import analysis, layers
+from rknet.blocks.base import Block
+from rknet.blocks.imex import ImexBlock
+from rknet.blocks.implicit import ImplicitBlock
+from rknet.blocks.reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
+from rknet.blocks.runge_kutta import DynamicBlock
+from rknet.gradients.strategies import GRADIENTS, GradientStrategy
+from rknet.io.export import export_onnx, export_program
+from rknet.io.pretrained import from_pretrained, save_pretrained
+from rknet.layers import LAYERS
+from rknet.methods.imex_pairs import IMEX_PAIRS, ImexPair
+from rknet.methods.registry import METHODS
+from rknet.methods.tableau import IMPLICIT_TABLEAUS, TABLEAUS, ButcherTableau, get_tableau
+from rknet.network.convert import from_dynamicblocks
+from rknet.network.odenet import ODENet
+from rknet.network.rediscretize import rediscretize
+from rknet.network.regularization import clip_weights_, time_regularization
+from rknet.network.spec import DEFAULTS, NetworkSpec
+from rknet.solvers.grid import GridWarning, refine_times, uniform_grid
+from rknet.solvers.imex import integrate_imex
+from rknet.solvers.integrate import integrate
+from rknet.solvers.newton_krylov import ImplicitSolveError, NewtonKrylov, SolveReport
+from rknet.solvers.odeint import odeint, odeint_adjoint
+from rknet.solvers.operators import SymmetricOperator
+from rknet.training import TrainConfig, evaluate_run, load, train
 
 __version__ = "0.1.0"
 

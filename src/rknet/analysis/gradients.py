@@ -18,9 +18,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..figures import agg_figure, save_figure
-from ..network import ODENet
-from ..rediscretize import rediscretize
+from rknet.common.figures import agg_figure, save_figure
+from rknet.network.odenet import ODENet
+from rknet.network.rediscretize import rediscretize
 
 
 def _gradients(model: ODENet, x: torch.Tensor, labels: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:

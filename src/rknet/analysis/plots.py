@@ -14,13 +14,13 @@ from pathlib import Path
 
 import torch
 
-from ..figures import agg_figure, save_figure
-from ..imex import IMEX_PAIRS, get_imex_pair
-from ..network import ODENet
-from ..tableau import ButcherTableau, get_tableau
-from .spectrum import BlockSpectrum
-from .stability import group_by_stability, is_stable, stability_grid
-from .trajectories import feature_trajectories, inference, logits_after_block
+from rknet.analysis.spectrum import BlockSpectrum
+from rknet.analysis.stability import group_by_stability, is_stable, stability_grid
+from rknet.analysis.trajectories import feature_trajectories, inference, logits_after_block
+from rknet.common.figures import agg_figure, save_figure
+from rknet.methods.imex_pairs import IMEX_PAIRS, get_imex_pair
+from rknet.methods.tableau import ButcherTableau, get_tableau
+from rknet.network.odenet import ODENet
 
 REGION_RE = (-5.0, 1.0)
 REGION_IM = (-3.5, 3.5)

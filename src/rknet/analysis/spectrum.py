@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 import torch
 
-from ..block import Block
-from ..checks import positive_int
-from ..dynamic_block import DynamicBlock
-from ..network import ODENet
-from ..tableau import ButcherTableau
-from .krylov import arnoldi_eigenvalues
-from .stability import StabilityCount, count_unstable
-from .trajectories import feature_trajectories
+from rknet.analysis.arnoldi import arnoldi_eigenvalues
+from rknet.analysis.stability import StabilityCount, count_unstable
+from rknet.analysis.trajectories import feature_trajectories
+from rknet.blocks.base import Block
+from rknet.blocks.runge_kutta import DynamicBlock
+from rknet.common.checks import positive_int
+from rknet.methods.tableau import ButcherTableau
+from rknet.network.odenet import ODENet
 
 EXACT_LIMIT = 2048
 KRYLOV_DIM = 40

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..tableau import ButcherTableau, get_tableau
+from rknet.methods.tableau import ButcherTableau, get_tableau
 
 # |R(z)| may exceed 1 by rounding where it is exactly 1 (e.g. z = 0): such points count as stable.
 STABILITY_TOLERANCE = 1e-6

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from ..network import ODENet
+from rknet.network.odenet import ODENet
 
 
 @contextmanager

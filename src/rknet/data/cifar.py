@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checks import labels_to_tensor
-from .paths import find_data_dir, require_file
-from .raw import RawSplits
-from .safe_pickle import ForbiddenGlobal, read_data_pickle
+from rknet.data.checks import labels_to_tensor
+from rknet.data.paths import find_data_dir, require_file
+from rknet.data.raw import RawSplits
+from rknet.data.safe_pickle import ForbiddenGlobal, read_data_pickle
 
 CIFAR_SHAPE = (3, 32, 32)
 CIFAR_IMAGE_BYTES = 3 * 32 * 32

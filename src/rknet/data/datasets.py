@@ -8,14 +8,14 @@ from functools import partial
 
 import torch
 
-from .checks import check_training_size
-from .cifar import load_cifar
-from .digits import load_digits
-from .npz import load_npz
-from .prepare import check_val_fraction, holdout_indices, normalisation_stats, normalise
-from .raw import RawSplits
-from .stl import load_stl10
-from .toy import load_toy
+from rknet.data.checks import check_training_size
+from rknet.data.cifar import load_cifar
+from rknet.data.digits import load_digits
+from rknet.data.npz import load_npz
+from rknet.data.prepare import check_val_fraction, holdout_indices, normalisation_stats, normalise
+from rknet.data.raw import RawSplits
+from rknet.data.stl import load_stl10
+from rknet.data.toy import load_toy
 
 DATASETS: tuple[str, ...] = (
     "digits",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .raw import RawSplits
+from rknet.data.raw import RawSplits
 
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_TEST_SEED = 0  # fixed, independent of the run's seed, so the test set never changes

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .augment import random_crop_flip
+from rknet.data.augment import random_crop_flip
 
 
 class BatchLoader:

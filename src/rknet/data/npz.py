@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import inputs_to_tensor, labels_to_tensor
-from .raw import RawSplits
+from rknet.data.checks import inputs_to_tensor, labels_to_tensor
+from rknet.data.raw import RawSplits
 
 NPZ_REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 NPZ_OPTIONAL = ("x_val", "y_val")

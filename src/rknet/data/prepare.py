@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .checks import first_non_finite, format_index, row_chunks
+from rknet.data.checks import first_non_finite, format_index, row_chunks
 
 
 def check_val_fraction(val_fraction: float) -> float:

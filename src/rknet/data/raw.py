@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import MAX_CLASSES, check_finite, check_training_size, format_index, implied_num_classes
+from rknet.data.checks import MAX_CLASSES, check_finite, check_training_size, format_index, implied_num_classes
 
 SHAPE_FORMS = "(N, D), (N, C, L) or (N, C, H, W)"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .paths import find_data_dir, require_file
-from .raw import RawSplits
+from rknet.data.paths import find_data_dir, require_file
+from rknet.data.raw import RawSplits
 
 STL_SHAPE = (3, 96, 96)
 STL_IMAGE_BYTES = 3 * 96 * 96

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from .raw import RawSplits
+from rknet.data.raw import RawSplits
 
 TOY_SEED = 0
 TOY_TRAIN = 2000

@@ -12,12 +12,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..adaptive import require_pair
-from ..dynamic_block import DynamicBlock
-from ..network import ODENet
-from ..ode import integrate
-from ..schemes import resolve_method
-from ..tableau import ButcherTableau
+from rknet.blocks.runge_kutta import DynamicBlock
+from rknet.methods.registry import resolve_method
+from rknet.methods.tableau import ButcherTableau
+from rknet.network.odenet import ODENet
+from rknet.solvers.adaptive import require_pair
+from rknet.solvers.integrate import integrate
 
 
 def embedded_pair(method) -> ButcherTableau:

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from ..files import atomic_write, write_failed
-from ..runfiles import CHECKPOINT, PREVIOUS
+from rknet.io.atomic import atomic_write, write_failed
+from rknet.io.layout import CHECKPOINT, PREVIOUS
 
 DIGEST = "sha256"
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "rng", "epoch", "level", "history", "best",

@@ -9,18 +9,18 @@ from typing import Any
 
 import torch
 
-from ..checks import boolean, choice, finite_number, float_list, int_list, positive_int
-from ..configfiles import read_table
-from ..cpu import has_bf16_units
-from ..data import DATASETS
-from ..grid import INTERPOLATIONS, as_times, uniform_grid
-from ..layers import ACTIVATIONS, LAYERS
-from ..norms import NORMS
-from ..schemes import METHODS, is_tableau_file, resolve_method
-from ..spec import DEFAULTS, NetworkSpec
-from ..strategies import GRADIENTS
-from ..tableau import preset_name
-from .trackers import TRACKERS
+from rknet.common.checks import boolean, choice, finite_number, float_list, int_list, positive_int
+from rknet.common.cpu import has_bf16_units
+from rknet.common.tablefiles import read_table
+from rknet.data import DATASETS
+from rknet.gradients.strategies import GRADIENTS
+from rknet.layers import ACTIVATIONS, LAYERS
+from rknet.layers.norms import NORMS
+from rknet.methods.registry import METHODS, is_tableau_file, resolve_method
+from rknet.methods.tableau import preset_name
+from rknet.network.spec import DEFAULTS, NetworkSpec
+from rknet.solvers.grid import INTERPOLATIONS, as_times, uniform_grid
+from rknet.training.trackers import TRACKERS
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 OPTIMIZERS = ("sgd", "adam", "adamw")

@@ -9,17 +9,17 @@ from typing import Any
 
 import torch
 
-from ..data import Dataset, load_dataset
-from ..files import atomic_write_text, write_json
-from ..network import ODENet
-from ..rediscretize import rediscretize
-from ..runfiles import MODEL
-from .adaptive_eval import embedded_pair, evaluate_adaptive
-from .checkpoint import CheckpointError
-from .config import TrainConfig
-from .loop import evaluate
-from .model_io import read_model
-from .trainer import resolve_device
+from rknet.data import Dataset, load_dataset
+from rknet.io.atomic import atomic_write_text, write_json
+from rknet.io.layout import MODEL
+from rknet.network.odenet import ODENet
+from rknet.network.rediscretize import rediscretize
+from rknet.training.adaptive_eval import embedded_pair, evaluate_adaptive
+from rknet.training.checkpoint import CheckpointError
+from rknet.training.config import TrainConfig
+from rknet.training.loop import evaluate
+from rknet.training.model_io import read_model
+from rknet.training.trainer import resolve_device
 
 COLUMNS = ("method", "steps", "rtol", "test_acc", "test_loss", "evaluations_per_image", "trained")
 

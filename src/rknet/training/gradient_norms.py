@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..block import Block
+from rknet.blocks.base import Block
 
 
 def _gradient_norm(module: nn.Module) -> float:

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import distributed
-from ..regularization import clip_weights_, time_regularization
-from .gradient_norms import block_gradient_norms
+from rknet.common import distributed
+from rknet.network.regularization import clip_weights_, time_regularization
+from rknet.training.gradient_norms import block_gradient_norms
 
 
 def autocast(device: torch.device, precision: str):

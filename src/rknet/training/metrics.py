@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write_text, json_text, write_failed
-from ..runfiles import METRICS
-from .trackers import open_tracker
+from rknet.io.atomic import atomic_write_text, json_text, write_failed
+from rknet.io.layout import METRICS
+from rknet.training.trackers import open_tracker
 
 
 class MetricsLog:

@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 
-from ..grid import GridWarning
-from ..network import ODENet
-from ..pretrained import from_pretrained, is_pretrained, save_pretrained
-from ..runfiles import MODEL, PRETRAINED
-from ..spec import NetworkSpec
-from .checkpoint import CheckpointError, atomic_save, load_file
+from rknet.io.layout import MODEL, PRETRAINED
+from rknet.io.pretrained import from_pretrained, is_pretrained, save_pretrained
+from rknet.network.odenet import ODENet
+from rknet.network.spec import NetworkSpec
+from rknet.solvers.grid import GridWarning
+from rknet.training.checkpoint import CheckpointError, atomic_save, load_file
 
 
 def save_model(path: Path, model: ODENet, train_config: dict[str, Any]) -> None:

@@ -7,8 +7,8 @@ import math
 import torch
 from torch import nn
 
-from ..network import decay_parameter_names
-from .config import TrainConfig
+from rknet.network.odenet import decay_parameter_names
+from rknet.training.config import TrainConfig
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, fused: bool = False) -> torch.optim.Optimizer:

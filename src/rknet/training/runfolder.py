@@ -16,9 +16,19 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 
-from ..files import write_failed
-from ..runfiles import CHECKPOINT, COMPARE_LOG, COMPARE_SIDECAR, CONFIG, LOCK, METRICS, MODEL, PREVIOUS, TENSORBOARD
-from .config import TrainConfig
+from rknet.io.atomic import write_failed
+from rknet.io.layout import (
+    CHECKPOINT,
+    COMPARE_LOG,
+    COMPARE_SIDECAR,
+    CONFIG,
+    LOCK,
+    METRICS,
+    MODEL,
+    PREVIOUS,
+    TENSORBOARD,
+)
+from rknet.training.config import TrainConfig
 
 try:
     import fcntl

@@ -13,24 +13,24 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from .. import distributed
-from ..checks import choice
-from ..cpu import use_threads
-from ..data import BatchLoader, Dataset, load_dataset
-from ..files import write_json
-from ..network import ODENet
-from ..runfiles import CONFIG, MODEL, SUMMARY
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import DEVICES, TrainConfig
-from .divergence import TrainingDiverged as TrainingDiverged  # re-exported: `train` raises it
-from .divergence import check_epoch_finite, diverged
-from .loop import StepOptions, evaluate, train_epoch
-from .metrics import MetricsLog, format_epoch
-from .model_io import save_run_model
-from .optim import make_optimizer, make_scheduler, sync_learning_rate
-from .rng import restore_rng, rng_state
-from .runfolder import claimed_run_folder, default_out
-from .stopping import check_patience, patience_exhausted, stop_record
+from rknet.common import distributed
+from rknet.common.checks import choice
+from rknet.common.cpu import use_threads
+from rknet.data import BatchLoader, Dataset, load_dataset
+from rknet.io.atomic import write_json
+from rknet.io.layout import CONFIG, MODEL, SUMMARY
+from rknet.network.odenet import ODENet
+from rknet.training.checkpoint import load_checkpoint, save_checkpoint
+from rknet.training.config import DEVICES, TrainConfig
+from rknet.training.divergence import TrainingDiverged as TrainingDiverged
+from rknet.training.divergence import check_epoch_finite, diverged
+from rknet.training.loop import StepOptions, evaluate, train_epoch
+from rknet.training.metrics import MetricsLog, format_epoch
+from rknet.training.model_io import save_run_model
+from rknet.training.optim import make_optimizer, make_scheduler, sync_learning_rate
+from rknet.training.rng import restore_rng, rng_state
+from rknet.training.runfolder import claimed_run_folder, default_out
+from rknet.training.stopping import check_patience, patience_exhausted, stop_record
 
 
 @dataclass

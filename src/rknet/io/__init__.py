@@ -1,0 +1,1 @@
+"""Files: atomic writes, safetensors, the names inside run and comparison folders, pretrained folders, export."""
