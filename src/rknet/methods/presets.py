@@ -7,6 +7,8 @@ stepping controls (`rknet.adaptive`). Fixed-grid integration uses `b` only.
 
 from __future__ import annotations
 
+import math
+
 # Tsitouras (2011), "Runge-Kutta pairs of order 5(4) satisfying only the first column simplifying
 # assumption": coefficients as published, to 16 digits.
 _TSIT5_B = [0.09646076681806523, 0.01, 0.4798896504144996, 1.379008574103742, -3.290069515436081,
@@ -56,4 +58,22 @@ PRESETS: dict[str, dict[str, list]] = {
                     _TSIT5_B],
               "b": _TSIT5_B, "c": [0, 0.161, 0.327, 0.9, 0.9800255409045097, 1, 1],
               "b_hat": [b + e for b, e in zip(_TSIT5_B, _TSIT5_ERROR)] + ["-1/66"]},
+}
+
+# Implicit presets, each implicit solve by Newton-Krylov (rknet.solvers.newton_krylov). Diagonally implicit ones
+# (A lower triangular) are integrated stage by stage; SDIRK2/SDIRK3 are Alexander's (1977) L-stable methods; gamma
+# of SDIRK3 is the root of x^3 - 3x^2 + 3x/2 - 1/6 in (1/6, 1/2), to 16 digits. gauss2, the 2-stage
+# Gauss-Legendre method (order 4, A-stable, symplectic), is fully implicit: its two stages are solved together.
+_SDIRK2, _SDIRK3 = 0.2928932188134524, 0.4358665215084592
+_SDIRK3_B = (1.2084966491760107, -0.6443631706844699)
+_GAUSS = math.sqrt(3) / 6
+IMPLICIT_PRESETS: dict[str, dict[str, list]] = {
+    "backward_euler": {"a": [[1]], "b": [1], "c": [1]},
+    "implicit_midpoint": {"a": [["1/2"]], "b": [1], "c": ["1/2"]},
+    "trapezoid": {"a": [[0, 0], ["1/2", "1/2"]], "b": ["1/2", "1/2"], "c": [0, 1]},
+    "sdirk2": {"a": [[_SDIRK2, 0], [1 - _SDIRK2, _SDIRK2]], "b": [1 - _SDIRK2, _SDIRK2], "c": [_SDIRK2, 1]},
+    "sdirk3": {"a": [[_SDIRK3, 0, 0], [0.28206673924577036, _SDIRK3, 0], [*_SDIRK3_B, _SDIRK3]],
+               "b": [*_SDIRK3_B, _SDIRK3], "c": [_SDIRK3, 0.7179332607542296, 1]},
+    "gauss2": {"a": [["1/4", 0.25 - _GAUSS], [0.25 + _GAUSS, "1/4"]], "b": ["1/2", "1/2"],
+               "c": [0.5 - _GAUSS, 0.5 + _GAUSS]},
 }

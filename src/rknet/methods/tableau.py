@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from rknet.methods.presets import PRESETS
+from rknet.methods.presets import IMPLICIT_PRESETS, PRESETS
 
 _TOLERANCE = 1e-12
 # Coefficients printed to 14 digits miss their exact values by ~1e-10 after a few sums: consistency and
@@ -232,23 +232,7 @@ def _tableau(name: str, a: list[list], b: list, c: list, b_hat: list | None = No
 
 _PRESETS = {name: _tableau(name, **coefficients) for name, coefficients in PRESETS.items()}
 
-# Implicit presets, each implicit solve by Newton-Krylov (rknet.implicit). Diagonally implicit ones (A lower
-# triangular) are integrated stage by stage; SDIRK2/SDIRK3 are Alexander's (1977) L-stable methods; gamma of
-# SDIRK3 is the root of x^3 - 3x^2 + 3x/2 - 1/6 in (1/6, 1/2), to 16 digits. gauss2, the 2-stage
-# Gauss-Legendre method (order 4, A-stable, symplectic), is fully implicit: its two stages are solved together.
-_SDIRK2, _SDIRK3 = 0.2928932188134524, 0.4358665215084592
-_SDIRK3_B = (1.2084966491760107, -0.6443631706844699)
-_GAUSS = math.sqrt(3) / 6
-_IMPLICIT_PRESETS = {
-    "backward_euler": _tableau("backward_euler", [[1]], [1], [1]),
-    "implicit_midpoint": _tableau("implicit_midpoint", [["1/2"]], [1], ["1/2"]),
-    "trapezoid": _tableau("trapezoid", [[0, 0], ["1/2", "1/2"]], ["1/2", "1/2"], [0, 1]),
-    "sdirk2": _tableau("sdirk2", [[_SDIRK2, 0], [1 - _SDIRK2, _SDIRK2]], [1 - _SDIRK2, _SDIRK2], [_SDIRK2, 1]),
-    "sdirk3": _tableau("sdirk3", [[_SDIRK3, 0, 0], [0.28206673924577036, _SDIRK3, 0], [*_SDIRK3_B, _SDIRK3]],
-                       [*_SDIRK3_B, _SDIRK3], [_SDIRK3, 0.7179332607542296, 1]),
-    "gauss2": _tableau("gauss2", [["1/4", 0.25 - _GAUSS], [0.25 + _GAUSS, "1/4"]], ["1/2", "1/2"],
-                       [0.5 - _GAUSS, 0.5 + _GAUSS]),
-}
+_IMPLICIT_PRESETS = {name: _tableau(name, **coefficients) for name, coefficients in IMPLICIT_PRESETS.items()}
 _ALL_PRESETS = {**_PRESETS, **_IMPLICIT_PRESETS}
 
 TABLEAUS: tuple[str, ...] = tuple(_PRESETS)
