@@ -21,6 +21,7 @@ from rknet.methods.imex_pairs import ImexPair, get_imex_pair
 from rknet.solvers.grid import as_times, check_interpolation, check_span, stage_weights
 from rknet.solvers.imex import imex_step
 from rknet.solvers.operators import SymmetricOperator
+from rknet.solvers.runge_kutta import pair_terms
 
 OPERATOR = "operator"
 # The operator's kernel starts at a tenth of a layer kernel's scale (L = K^T K at a hundredth): at full scale
@@ -60,6 +61,7 @@ class ImexBlock(Block):
         super().__init__(states, controls, specs, gradient)
         self.layer, self.pair, self.interpolation = layer, pair, interpolation
         self.weights = stage_weights(self.t_states, self.t_controls, pair.explicit, interpolation)
+        self.terms = pair_terms(pair.explicit, pair.implicit)
 
     @property
     def method_name(self) -> str:
@@ -78,12 +80,12 @@ class ImexBlock(Block):
         def operator(i: int) -> SymmetricOperator:
             return SymmetricOperator(params(i)[OPERATOR], self.layer.dims)
 
-        return imex_step(lambda i, state: self.layer(params(i), state), operator, y, self.step_sizes[k], self.pair)
+        return imex_step(lambda i, state: self.layer(params(i), state), operator, y, self.step_sizes[k], self.terms)
 
     @property
     def evaluations_per_forward(self) -> int:
         """Evaluations of the layer f (the operator's solves come on top: FFTs and C x C Cholesky solves)."""
-        return self.num_steps * sum(self.pair.needed_f)
+        return self.num_steps * sum(self.terms[0].needed)
 
     def with_grids(self, t_states: Sequence[float], t_controls: Sequence[float]) -> ImexBlock:
         return ImexBlock(self.layer, self.pair, t_states, t_controls, self.interpolation, self.gradient)

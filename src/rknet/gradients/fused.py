@@ -91,7 +91,7 @@ class Plan:
 
     def run(self, params: list[dict[str, torch.Tensor]], y: torch.Tensor, keep: bool) -> tuple[torch.Tensor, list]:
         """The block's output (as `rk_step` computes it) and what each evaluation keeps for backward."""
-        rows, weights, needed = self.terms
+        rows, weights, needed = self.terms.rows, self.terms.weights, self.terms.needed
         saved, evaluation, y = [], 0, self.math.enter(y)
         for h in self.sizes:
             slopes: list[torch.Tensor | None] = []
@@ -114,7 +114,7 @@ class Plan:
                 need_input: bool) -> tuple[torch.Tensor | None, list[dict[str, torch.Tensor]]]:
         """Backward through the steps and stages: the grad of the block's input, and the grads of the
         parameters at every evaluation."""
-        rows, weights, _ = self.terms
+        rows, weights = self.terms.rows, self.terms.weights
         per_evaluation: list[dict[str, torch.Tensor]] = [{} for _ in saved]
         end, grad = len(saved), self.math.enter(grad)
         for k in reversed(range(len(self.sizes))):

@@ -9,36 +9,24 @@ import torch
 from rknet.methods.imex_pairs import ImexPair, get_imex_pair
 from rknet.solvers.grid import as_times, stage_times, step_sizes
 from rknet.solvers.operators import SymmetricOperator
+from rknet.solvers.runge_kutta import Part, Slope, StageTerms, pair_terms, step_parts
 
-Slope = Callable[[int, torch.Tensor], torch.Tensor]
+
+def operator_part(terms: StageTerms, operator: Callable[[int], SymmetricOperator]) -> Part:
+    """The stiff part -L y of an IMEX step: slope -L Y, and where a_ii != 0 the exact solve
+    (I + gamma L) Y = base, whose slope is (Y - base) / gamma = -L Y without applying L again."""
+    def solve(i: int, gamma: float, base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        solved = operator(i).solve(gamma, base)
+        return (solved - base) / gamma, solved
+
+    return Part(terms, lambda i, state: -operator(i).apply(state), solve)
 
 
 def imex_step(slope: Slope, operator: Callable[[int], SymmetricOperator], y: torch.Tensor, step: float,
-              pair: ImexPair) -> torch.Tensor:
-    """One IMEX step: slope(i, Y) is f at stage i, operator(i) the stage's L."""
-    explicit, implicit = pair.explicit, pair.implicit
-    slopes_f: list[torch.Tensor | None] = []
-    slopes_g: list[torch.Tensor | None] = []
-    for i in range(pair.stages):
-        state = y
-        for j in range(i):
-            for coefficients, slopes in ((explicit.a[i][j], slopes_f), (implicit.a[i][j], slopes_g)):
-                if coefficients != 0.0:
-                    state = state.add(slopes[j], alpha=step * coefficients)
-        gamma = step * pair.diagonal[i]
-        if gamma != 0.0:
-            solved = operator(i).solve(gamma, state)
-            slopes_g.append((solved - state) / gamma)  # = -L Y_i, without applying L again
-            state = solved
-        else:
-            slopes_g.append(-operator(i).apply(state) if pair.needed_g[i] else None)
-        slopes_f.append(slope(i, state) if pair.needed_f[i] else None)
-    result = y
-    for weights, slopes in ((explicit.b, slopes_f), (implicit.b, slopes_g)):
-        for weight, value in zip(weights, slopes):
-            if weight != 0.0:
-                result = result.add(value, alpha=step * weight)
-    return result
+              terms: tuple[StageTerms, StageTerms]) -> torch.Tensor:
+    """One IMEX step through the one stage loop: slope(i, Y) is f at stage i, operator(i) the stage's L,
+    `terms` the pair's (`pair_terms`)."""
+    return step_parts((Part(terms[0], slope), operator_part(terms[1], operator)), y, step)
 
 
 def integrate_imex(f: Callable[[float, torch.Tensor], torch.Tensor], kernel: torch.Tensor, y0: torch.Tensor, t,
@@ -48,7 +36,8 @@ def integrate_imex(f: Callable[[float, torch.Tensor], torch.Tensor], kernel: tor
     pair, times = get_imex_pair(method), as_times(t, "t")
     operator = SymmetricOperator(kernel, dims)
     stages, sizes = stage_times(times, pair.explicit.c), step_sizes(times)
+    terms = pair_terms(pair.explicit, pair.implicit)
     y = y0
     for k, size in enumerate(sizes):
-        y = imex_step(lambda i, state, k=k: f(stages[k][i], state), lambda i: operator, y, size, pair)
+        y = imex_step(lambda i, state, k=k: f(stages[k][i], state), lambda i: operator, y, size, terms)
     return y

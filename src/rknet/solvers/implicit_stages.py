@@ -12,6 +12,8 @@ from rknet.methods.tableau import ButcherTableau
 from rknet.solvers.newton_krylov import NewtonKrylov
 
 Slope = Callable[[int, torch.Tensor], torch.Tensor]
+# solve(i, gamma, base) -> (k_i, Y_i): stage i's slope and state, Y_i = base + gamma k_i, k_i = f(Y_i)
+Solve = Callable[[int, float, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 class ImplicitStages:
@@ -38,18 +40,16 @@ class ImplicitStages:
             return (lambda x: x), (lambda x: x)
         return (lambda x: x.unsqueeze(0)), (lambda x: x.reshape(y.shape))
 
-    def slope(self, slope: Slope, step: float, k: int = 0) -> Slope:
-        """slope(i, state) for step k of size `step` of a diagonally implicit tableau, with the diagonal term
-        solved for (`rk_step` passes the explicit part of each stage as the state)."""
-        def solved(i: int, base: torch.Tensor) -> torch.Tensor:
-            gamma = step * self.tableau.a[i][i]
-            if gamma == 0.0:
-                return slope(i, base)
+    def solve(self, slope: Slope, k: int = 0) -> Solve:
+        """The stage solve of step k of a diagonally implicit tableau, for `rk_step`: given stage i's base
+        (its explicit part) and gamma = h a_ii, the slope k_i = f(base + gamma k_i) and the stage state."""
+        def solved(i: int, gamma: float, base: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             to_rows, from_rows = self._rows(base)
             stacked = lambda rows: to_rows(slope(i, from_rows(rows[:, 0]))).unsqueeze(1)  # noqa: E731
             slopes = self.solver.solve(stacked, to_rows(base).unsqueeze(1), [[gamma]],
                                        f"{self.name} step {k}, stage {i}")
-            return from_rows(slopes[:, 0])
+            value = from_rows(slopes[:, 0])
+            return value, base + gamma * value
         return solved
 
     def coupled_step(self, slope: Slope, y: torch.Tensor, step: float, k: int = 0) -> torch.Tensor:
