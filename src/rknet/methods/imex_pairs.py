@@ -2,7 +2,7 @@
 
 A pair is two tableaus on the same nodes c: an explicit one for f and a diagonally implicit one for -L y.
 Stage i solves `(I + h a_ii L) Y_i = y + h sum_{j<i} (a~_ij F_j + a_ij G_j)` exactly (L = K^T K, see
-`rknet.operators`), with F_j = f(Y_j) and G_j = -L Y_j; the step is y + h sum_i (b~_i F_i + b_i G_i).
+`rknet.solvers.operators`), with F_j = f(Y_j) and G_j = -L Y_j; the step is y + h sum_i (b~_i F_i + b_i G_i).
 Presets: forward-backward Euler (`imex_euler`, order 1), ARS(2,2,2) and ARS(4,4,3) of Ascher, Ruuth &
 Spiteri (1997), orders 2 and 3 (checked numerically in tests/test_imex.py).
 """

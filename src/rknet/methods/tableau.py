@@ -234,9 +234,9 @@ def _tableau(name: str, a: list[list], b: list, c: list, b_hat: list | None = No
 
 _PRESETS = {name: _tableau(name, **coefficients) for name, coefficients in PRESETS.items()}
 
-# Implicit presets, each implicit solve by Newton-Krylov (rknet.implicit). Diagonally implicit ones (A lower
-# triangular) are integrated stage by stage; SDIRK2/SDIRK3 are Alexander's (1977) L-stable methods; gamma of
-# SDIRK3 is the root of x^3 - 3x^2 + 3x/2 - 1/6 in (1/6, 1/2), to 16 digits. gauss2, the 2-stage
+# Implicit presets, each implicit solve by Newton-Krylov (rknet.solvers.newton_krylov). Diagonally implicit
+# ones (A lower triangular) are integrated stage by stage; SDIRK2/SDIRK3 are Alexander's (1977) L-stable
+# methods; gamma of SDIRK3 is the root of x^3 - 3x^2 + 3x/2 - 1/6 in (1/6, 1/2), to 16 digits. gauss2, the 2-stage
 # Gauss-Legendre method (order 4, A-stable, symplectic), is fully implicit: its two stages are solved together.
 _SDIRK2, _SDIRK3 = 0.2928932188134524, 0.4358665215084592
 _SDIRK3_B = (1.2084966491760107, -0.6443631706844699)

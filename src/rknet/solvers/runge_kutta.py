@@ -1,6 +1,7 @@
-"""The one time loop (`march`), the one explicit Runge-Kutta step driven by a tableau, and `integrate()`.
+"""The Runge-Kutta step driven by a tableau: `rk_step` (explicit stages) and `implicit_step` (implicit ones).
 
-Blocks, trajectories and `integrate` all step through `march`; Runge-Kutta ones take `rk_step` as the step.
+Blocks, trajectories and `integrate` all step through `rknet.solvers.stepping.march`; Runge-Kutta ones take
+`rk_step` as the step.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class StageTerms(NamedTuple):
 
 def stage_terms(tableau: ButcherTableau, implicit: bool = False) -> StageTerms:
     """Sparse view of an explicit tableau for `rk_step`; raises for an implicit one unless `implicit`, which
-    takes A's strictly lower part (the diagonal is then solved for by the slope, see `rknet.implicit`)."""
+    takes A's strictly lower part (the diagonal is then solved for by the slope: `rknet.solvers.implicit_stages`)."""
     if not implicit:
         tableau.require_explicit()
     s = tableau.stages
