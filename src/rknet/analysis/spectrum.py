@@ -3,7 +3,7 @@
 A step of an explicit method is stable for the linearised dynamics when every h * lambda lies in the
 method's stability region |R(h lambda)| <= 1; these spectra show how close a trained block runs to that
 limit. Small states get the exact spectrum of the full Jacobian; large ones an Arnoldi estimate of the
-largest-magnitude eigenvalues through Jacobian-vector products (`rknet.analysis.krylov`).
+largest-magnitude eigenvalues through Jacobian-vector products (`rknet.analysis.arnoldi`).
 
 Batch norm: batch statistics mean nothing for one sample, so `DynamicBlock.vector_field` is asked for the
 running statistics of the forward evaluation (step, stage) whose stage time is nearest t, in eval mode:

@@ -1,6 +1,6 @@
 """Data-parallel training under `torchrun`: the process group, this process's rank, sums over processes.
 
-Batch norm over the global batch is in `rknet.norms`.
+Batch norm over the global batch is in `rknet.layers.norms`.
 """
 
 from __future__ import annotations

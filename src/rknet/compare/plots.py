@@ -1,7 +1,8 @@
 """The comparison figures: accuracy vs parameters, accuracy vs training time, learning curves.
 
-matplotlib is imported only here, when a figure is drawn, and figures are rendered on the Agg canvas
-directly (no pyplot): nothing changes the backend of an interactive session and no figure stays open.
+matplotlib is imported only when a figure is drawn (here, in `rknet.analysis`'s plots and in
+`rknet.common.figures`, which makes the canvas), and figures are rendered on the Agg canvas directly (no
+pyplot): nothing changes the backend of an interactive session and no figure stays open.
 """
 
 from __future__ import annotations

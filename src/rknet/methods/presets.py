@@ -2,7 +2,7 @@
 
 `tableau.py` builds and validates them (and computes their orders). An embedded pair carries `b_hat`,
 the weights of its second solution; the difference of the two estimates the local error, which adaptive
-stepping controls (`rknet.adaptive`). Fixed-grid integration uses `b` only.
+stepping controls (`rknet.solvers.adaptive`). Fixed-grid integration uses `b` only.
 """
 
 from __future__ import annotations

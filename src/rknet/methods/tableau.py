@@ -123,9 +123,11 @@ class ButcherTableau:
                    for j in range(i, self.stages))
 
     def require_explicit(self) -> ButcherTableau:
+        """This tableau, for what takes explicit methods only (`odeint`, adaptive stepping, the adjoint)."""
         if not self.explicit:
-            raise ValueError(f"tableau {self.name!r} is implicit (A is not strictly lower triangular); "
-                             "rknet integrates explicit Runge-Kutta methods only")
+            raise ValueError(f"tableau {self.name!r} is implicit (A is not strictly lower triangular); this solver "
+                             "takes explicit methods only (implicit ones run in rknet.integrate on a fixed grid "
+                             "without the adjoint, and in implicit blocks)")
         return self
 
     @functools.cached_property

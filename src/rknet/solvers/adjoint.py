@@ -14,9 +14,9 @@ forward state at each *control time* on its grid, and the backward pass restarts
 reconstruction runs over one control interval at most, and memory is one state per control time, which
 does not grow as the state grid is refined (docs/gradients.md has the measurements).
 
-`block_adjoint` serves Runge-Kutta blocks (the `adjoint` gradient strategy: the controls' gradients are
-a^T df/dtheta(t) times each control's interpolation weight); `callable_adjoint` serves `rknet.integrate`
-with any f(t, y) and the tensors it uses.
+`rknet.gradients.block_adjoint` serves Runge-Kutta blocks with it (the `adjoint` gradient strategy: the
+controls' gradients are a^T df/dtheta(t) times each control's interpolation weight); `callable_adjoint`
+serves `rknet.integrate` with any f(t, y) and the tensors it uses.
 """
 
 from __future__ import annotations

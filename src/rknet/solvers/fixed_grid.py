@@ -18,7 +18,7 @@ def integrate_on_grid(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torc
               method: str | ButcherTableau = "rk4", trajectory: bool = False,
               solver: NewtonKrylov | None = None) -> torch.Tensor:
     """Integrate dy/dt = f(t, y) from y(t[0]) = y0 over the state times `t` with an explicit or implicit RK
-    method (implicit stages solved by `solver`, default `NewtonKrylov()`; see `rknet.implicit`).
+    method (implicit stages solved by `solver`, default `NewtonKrylov()`; see `rknet.solvers.newton_krylov`).
 
     `t` is any strictly increasing grid (non-uniform allowed; a tensor is read once, up front). `f` gets
     the stage time as a Python float. Returns y at t[-1], or with `trajectory=True` the states at every

@@ -1,5 +1,5 @@
 """How an implicit tableau's stages are solved: one at a time (diagonally implicit, A lower triangular) or
-all together (fully implicit, e.g. Gauss-Legendre), each solve by `rknet.implicit.NewtonKrylov`."""
+all together (fully implicit, e.g. Gauss-Legendre), each solve by `rknet.solvers.newton_krylov.NewtonKrylov`."""
 
 from __future__ import annotations
 

@@ -2,9 +2,9 @@
 
 * Fixed grid (default): the method's steps are the intervals of `t` (`rknet.solvers.fixed_grid.integrate_on_grid`).
 * Adaptive (`rtol` or `atol` given): an embedded pair (`dopri5`, `tsit5`, `bs3`, `fehlberg45`) chooses its
-  own steps between the times of `t` (`rknet.adaptive`); `stats` receives what it cost.
+  own steps between the times of `t` (`rknet.solvers.adaptive`); `stats` receives what it cost.
 * `adjoint=True`: the forward pass keeps no graph; the backward pass solves the adjoint equation backward
-  over the same grid (`rknet.adjoint`), pulling gradients back to y0 and `adjoint_params`.
+  over the same grid (`rknet.solvers.adjoint`), pulling gradients back to y0 and `adjoint_params`.
 """
 
 from __future__ import annotations

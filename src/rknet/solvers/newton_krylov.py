@@ -6,7 +6,7 @@ F(Y)_i = f_i(Y_i) is the slope at stage i, M = h A (for one DIRK stage the 1 x 1
 `base` the explicit part. Newton's method solves it, each Newton system `(I - M J) d = -G` by GMRES on
 Jacobian-vector products (forward-mode AD), so no Jacobian is ever formed; the iterations run without a
 graph. When the slope acts on each image of a batch alone (every layer norm but batch norm), each image is
-its own system: its own Krylov space, line search and convergence test (`rknet.krylov`), and images that
+its own system: its own Krylov space, line search and convergence test (`rknet.solvers.gmres`), and images that
 have converged drop out of the iteration.
 
 Afterwards one evaluation `F(Y*)` at the detached solution Y* is recorded, and a hook on the recorded

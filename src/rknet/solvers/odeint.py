@@ -6,7 +6,7 @@ of the 1-D tensor `t` (increasing or decreasing), stacked along a new first dime
 any other method steps on `t`, or with `options={"step_size": h}` in steps of h from t[0], cut to land on
 every time of `t`. `odeint_adjoint` (or `adjoint=True`) computes gradients from the adjoint equation,
 solved backward with the same method: adaptively from the stored state at each time of `t` for a pair,
-over the same grid otherwise (`rknet.adjoint`). Differences from torchdiffeq: see docs/gradients.md.
+over the same grid otherwise (`rknet.solvers.adjoint`). Differences from torchdiffeq: see docs/gradients.md.
 """
 
 from __future__ import annotations

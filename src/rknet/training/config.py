@@ -1,4 +1,4 @@
-"""Training configuration: the network options (defaults from `rknet.spec.DEFAULTS`), the training
+"""Training configuration: the network options (defaults from `rknet.network.spec.DEFAULTS`), the training
 options, files, and validation with clear messages."""
 
 from __future__ import annotations
