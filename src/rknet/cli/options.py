@@ -9,6 +9,8 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from rknet.blocks.registry import BLOCK_TYPES
+from rknet.gradients.strategies import supported_gradients
 from rknet.training.config import CHOICES, TrainConfig
 
 # What each option means; defaults and valid values are appended from the code, never retyped here.
@@ -27,8 +29,8 @@ OPTION_HELP = {
     "interpolation": "weights between control times",
     "norm": "normalisation inside the layer",
     "activation": "activation function",
-    "gradient": "what the forward pass keeps for the backward pass (default: backprop, or reversible for "
-                "leapfrog and hamiltonian)",
+    "gradient": "what the forward pass keeps for the backward pass, by block type, its default first: "
+                + "; ".join(f"{name}: {', '.join(supported_gradients(kind))}" for name, kind in BLOCK_TYPES.items()),
     "solver": "implicit methods' stage solver as NAME=VALUE pairs: tol, max_newton, max_krylov, forcing "
               "(e.g. tol=1e-4,max_newton=40; default tol 1e-5 in fp32, 25 Newton and 40 GMRES iterations)",
     "optimizer": "optimiser",
