@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from rknet.blocks.registry import BLOCK_TYPES
+from rknet.common.checks import comma_items
 from rknet.gradients.strategies import supported_gradients
 from rknet.training.config import CHOICES, TrainConfig
 
@@ -69,11 +70,8 @@ OPTION_HELP = {
 def comma_list(convert: Callable[[str], object], what: str = "values") -> Callable[[str], list]:
     """An argparse type for 'a,b,c': a non-empty list of `convert`ed items, none of them empty."""
     def parse(text: str) -> list:
-        items = [item.strip() for item in text.split(",")]
         try:
-            if not text.strip() or "" in items:
-                raise ValueError(text)
-            return [convert(item) for item in items]
+            return [convert(item) for item in comma_items("the list", text, what)]
         except ValueError as error:
             raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from error
     return parse
