@@ -185,10 +185,10 @@ class SteppingBlock(Block):
     def stage_parameters(self, k: int, i: int, cache: dict) -> dict[str, torch.Tensor]:
         """Every control at stage i of step k, interpolated once per pass: `cache` keeps each distinct
         interpolation (stages and steps at the same time share it)."""
-        weights = self.stage_interpolation[k][i]
-        if weights not in cache:
-            cache[weights] = interpolate(self.controls, weights)
-        return cache[weights]
+        pairs = self.stage_interpolation[k][i]
+        if pairs not in cache:
+            cache[pairs] = interpolate(self.controls, pairs)
+        return cache[pairs]
 
     def _cached_step(self):
         cache: dict = {}

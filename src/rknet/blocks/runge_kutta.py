@@ -80,7 +80,7 @@ class RungeKuttaBlock(SteppingBlock):
         """f(t, y) with the controls interpolated at any time t. Batch norm uses the batch's statistics,
         or with `evaluation` (a forward evaluation k * stages + i) that evaluation's running statistics.
 
-        For analysis and for other solvers; the block's own forward uses precomputed stage weights.
+        For analysis and for other solvers; the block's own forward uses the precomputed `stage_interpolation`.
         """
         params = interpolate(self.controls, interpolation_weights(self.t_controls, float(t), self.interpolation))
         if evaluation is None:
