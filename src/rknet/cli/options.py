@@ -30,8 +30,7 @@ OPTION_HELP = {
     "interpolation": "weights between control times",
     "norm": "normalisation inside the layer",
     "activation": "activation function",
-    "gradient": "what the forward pass keeps for the backward pass, by block type, its default first: "
-                + "; ".join(f"{name}: {', '.join(supported_gradients(kind))}" for name, kind in BLOCK_TYPES.items()),
+    "gradient": "what the forward pass keeps for the backward pass",
     "solver": "implicit methods' stage solver as NAME=VALUE pairs: tol, max_newton, max_krylov, forcing "
               "(e.g. tol=1e-4,max_newton=40; default tol 1e-5 in fp32, 25 Newton and 40 GMRES iterations)",
     "optimizer": "optimiser",
@@ -125,9 +124,16 @@ def _default(field: dataclasses.Field) -> Any:
     return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
 
 
+def accepted_gradients() -> str:
+    """The strategies each registered block type accepts, its default first (from the declarations)."""
+    return "; ".join(f"{name}: {', '.join(supported_gradients(kind))}" for name, kind in BLOCK_TYPES.items())
+
+
 def help_text(field: dataclasses.Field) -> str:
     """The option's meaning, its valid values (from the registries) and its default (from TrainConfig)."""
     text = OPTION_HELP.get(field.name, field.name.replace("_", " "))
+    if field.name == "gradient":
+        text += f" ({accepted_gradients()})"
     if field.name in CHOICES:
         text += f"; one of {', '.join(CHOICES[field.name])}"
     default = _default(field)
