@@ -30,7 +30,8 @@ class Capabilities:
     derived from what each strategy needs: `rknet.gradients.strategies.supported_gradients`).
     `control_grid`: the controls live on their own grid `t_controls` (else one control per state step).
     `norms`: the layer norms it accepts; `norm_reason`: why it refuses the others.
-    `vector_field`: it integrates a first-order ODE y' = f(t, y) and answers `vector_field(t, y)`.
+    `vector_field`: it integrates a first-order ODE y' = f(t, y) by a tableau and answers `vector_field(t, y,
+    evaluation)`, `nearest_evaluation(t)` and `tableau` (adaptive evaluation, Jacobian spectra, the adjoint).
     `explicit_tableau`: it steps by an explicit Runge-Kutta tableau whose sparse view (`tableau`, `terms`,
     `stage_interpolation`, `layer`) the fused path and the adjoint replay.
     `recomputable`: a step re-run in the backward pass gives what the forward step saved (checkpoint,
