@@ -19,7 +19,7 @@ from rknet.gradients.strategies import GradientStrategy
 from rknet.layers import Layer
 from rknet.layers.controls import ParameterSpec
 from rknet.methods.imex_pairs import ImexPair, get_imex_pair
-from rknet.solvers.grid import stage_weights
+from rknet.solvers.grid import stage_interpolation
 from rknet.solvers.imex import imex_step
 from rknet.solvers.operators import SymmetricOperator
 
@@ -51,7 +51,7 @@ class ImexBlock(SteppingBlock):
         specs = {**layer.parameter_specs(), OPERATOR: operator}
         super().__init__([layer], states, controls, specs, gradient)
         self.layer, self.pair, self.interpolation = layer, pair, interpolation
-        self.stage_interpolation = stage_weights(self.t_states, self.t_controls, pair.explicit, interpolation)
+        self.stage_interpolation = stage_interpolation(states, controls, pair.explicit, interpolation)
 
     @property
     def method_name(self) -> str:

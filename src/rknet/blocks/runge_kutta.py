@@ -15,7 +15,7 @@ from rknet.layers import Layer
 from rknet.layers.controls import interpolate
 from rknet.layers.norms import BatchStats
 from rknet.methods.tableau import ButcherTableau, get_tableau
-from rknet.solvers.grid import interpolation_weights, stage_times, stage_weights, warn_knots_inside_steps
+from rknet.solvers.grid import interpolation_weights, stage_interpolation, stage_times, warn_knots_inside_steps
 from rknet.solvers.runge_kutta import Slope, rk_step, stage_terms
 
 
@@ -41,7 +41,7 @@ class RungeKuttaBlock(SteppingBlock):
         warn_knots_inside_steps(states, controls, tableau, interpolation)
         super().__init__([layer], states, controls, layer.parameter_specs(), gradient)
         self.layer, self.tableau, self.terms, self.interpolation = layer, tableau, terms, interpolation
-        self.stage_interpolation = stage_weights(self.t_states, self.t_controls, tableau, self.interpolation)
+        self.stage_interpolation = stage_interpolation(states, controls, tableau, interpolation)
         evaluations = self.num_steps * tableau.stages
         for site in layer.batch_norm_sites():
             self.register_buffer(f"{site}_running_mean", torch.zeros(evaluations, layer.channels))
