@@ -71,7 +71,11 @@ class GradientStrategy(ABC):
 
     def check(self, block: Any) -> None:
         """Raise ValueError, when the block is built, if this strategy cannot serve its layers' norms."""
-        for norm in block.layer_norms():
+        self.check_norms(block.layer_norms())
+
+    def check_norms(self, norms: tuple[str, ...]) -> None:
+        """Raise ValueError if this strategy cannot serve layers with one of `norms` (the spec asks early)."""
+        for norm in norms:
             check_norm_supported(f"gradient {self.name!r}", norm, self.norms, self.norm_reason)
 
     def __repr__(self) -> str:

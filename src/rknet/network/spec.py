@@ -12,7 +12,7 @@ from rknet.blocks.base import Block
 from rknet.blocks.registry import block_type, build_block
 from rknet.common.checks import choice, int_list, positive_int
 from rknet.gradients.capabilities import Capabilities
-from rknet.gradients.strategies import supported_gradients
+from rknet.gradients.strategies import GRADIENTS, supported_gradients
 from rknet.layers import ACTIVATIONS, DIMS, Layer, layer_name, make_layer
 from rknet.layers.norms import check_norm
 from rknet.methods.registry import Method, family, method_name, resolve_method, uses_solver
@@ -73,6 +73,7 @@ class NetworkSpec:
         if self.gradient is not None and self.gradient not in accepted:
             raise ValueError(f"gradient {self.gradient!r} does not apply to {self.method_name} blocks; "
                              f"they accept {', '.join(accepted)}")
+        GRADIENTS[self.gradient or accepted[0]].check_norms((self.norm,))
 
     def _check_solver(self) -> None:
         if not isinstance(self.solver, Mapping):
