@@ -40,7 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=None, help="default 512 on CUDA, 32 on CPU")
-    parser.add_argument("--gradient", default="backprop", choices=rknet.DynamicBlock.gradients)
+    parser.add_argument("--gradient", default="backprop", choices=rknet.supported_gradients(rknet.DynamicBlock))
     parser.add_argument("--warmup", type=int, default=None, help="default 10 on CUDA, 2 on CPU")
     parser.add_argument("--steps", type=int, default=None, help="profiled steps; default 10 on CUDA, 2 on CPU")
     parser.add_argument("--top", type=int, default=20)

@@ -72,7 +72,7 @@ def test_coarse_controls_two_for_eight_steps():
     assert sum(p.numel() for p in block.parameters()) == 2 * per_control(layer)
     assert block(torch.randn(2, 3, 7)).shape == (2, 3, 7)
     # Stage times between the two controls get linearly interpolated weights.
-    assert block.weights[3][1] == ((0, pytest.approx(0.5)), (1, pytest.approx(0.5)))
+    assert block.stage_interpolation[3][1] == ((0, pytest.approx(0.5)), (1, pytest.approx(0.5)))
 
 
 def test_single_control_time_means_weights_constant_in_time():
@@ -82,8 +82,8 @@ def test_single_control_time_means_weights_constant_in_time():
 
 def test_constant_interpolation_takes_the_left_limit_at_the_end_of_a_step():
     block = rknet.DynamicBlock(make_layer("single", 2, dims=0), "rk4", [0, 1, 2], interpolation="constant")
-    assert [w[0][0] for w in block.weights[0]] == [0, 0, 0, 0]
-    assert [w[0][0] for w in block.weights[1]] == [1, 1, 1, 1]
+    assert [w[0][0] for w in block.stage_interpolation[0]] == [0, 0, 0, 0]
+    assert [w[0][0] for w in block.stage_interpolation[1]] == [1, 1, 1, 1]
 
 
 def test_repr_names_method_grids_and_layer():

@@ -5,12 +5,13 @@ train, compare and analyse the result.
 """
 
 from rknet import analysis, layers
-from rknet.blocks.base import Block
+from rknet.blocks.base import Block, ReversibleScheme, SteppingBlock
 from rknet.blocks.imex import ImexBlock
 from rknet.blocks.implicit import ImplicitBlock
 from rknet.blocks.reversible import HamiltonianBlock, LeapfrogBlock, ReversibleBlock
-from rknet.blocks.runge_kutta import DynamicBlock
-from rknet.gradients.strategies import GRADIENTS, GradientStrategy
+from rknet.blocks.runge_kutta import DynamicBlock, RungeKuttaBlock
+from rknet.gradients.capabilities import Capabilities
+from rknet.gradients.strategies import GRADIENTS, GradientStrategy, register_gradient, supported_gradients
 from rknet.io.export import export_onnx, export_program
 from rknet.io.pretrained import from_pretrained, save_pretrained
 from rknet.layers import LAYERS
@@ -34,10 +35,12 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULTS", "GRADIENTS", "IMEX_PAIRS", "IMPLICIT_TABLEAUS", "LAYERS", "METHODS", "TABLEAUS", "Block",
-    "ButcherTableau", "DynamicBlock", "GradientStrategy", "GridWarning", "HamiltonianBlock", "ImexBlock", "ImexPair",
+    "ButcherTableau", "Capabilities", "DynamicBlock", "GradientStrategy", "GridWarning", "HamiltonianBlock",
+    "ImexBlock", "ImexPair",
     "ImplicitBlock", "ImplicitSolveError", "LeapfrogBlock", "NetworkSpec", "NewtonKrylov", "ODENet",
-    "ReversibleBlock", "SolveReport", "SymmetricOperator", "TrainConfig", "__version__", "analysis", "clip_weights_",
+    "ReversibleBlock", "ReversibleScheme", "RungeKuttaBlock", "SolveReport", "SteppingBlock", "SymmetricOperator",
+    "TrainConfig", "__version__", "analysis", "clip_weights_",
     "evaluate_run", "export_onnx", "export_program", "from_dynamicblocks", "from_pretrained", "get_tableau",
     "integrate", "integrate_imex", "layers", "load", "odeint", "odeint_adjoint", "rediscretize", "refine_times",
-    "save_pretrained", "time_regularization", "train", "uniform_grid",
+    "register_gradient", "save_pretrained", "supported_gradients", "time_regularization", "train", "uniform_grid",
 ]

@@ -18,7 +18,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from rknet.blocks.registry import check_rediscretization
 from rknet.common.figures import agg_figure, save_figure
+from rknet.methods.registry import resolve_method
 from rknet.network.odenet import ODENet
 from rknet.network.rediscretize import rediscretize
 
@@ -37,9 +39,11 @@ def gradient_agreement(model: ODENet, x: torch.Tensor, labels: torch.Tensor,
                        steps_per_unit_time: Sequence[int] = (1, 2, 4, 8, 16),
                        methods: Sequence[str] = ("euler", "rk4")) -> list[dict[str, Any]]:
     """Rows {method, steps, steps_per_unit_time, blocks: [relative difference per block], total}."""
-    if model.spec.family != "runge-kutta":
+    if not model.spec.capabilities.vector_field:
         raise ValueError(f"gradient agreement needs Runge-Kutta blocks (the adjoint strategy); this network's "
                          f"method is {model.spec.method_name}")
+    for method in methods:  # every variant must be re-discretisable, before any of them runs
+        check_rediscretization(model.spec.method, resolve_method(method))
     span = model.spec.t_states[-1] - model.spec.t_states[0]
     x, rows = x.double(), []
     for method in methods:

@@ -5,7 +5,7 @@ method's stability region |R(h lambda)| <= 1; these spectra show how close a tra
 limit. Small states get the exact spectrum of the full Jacobian; large ones an Arnoldi estimate of the
 largest-magnitude eigenvalues through Jacobian-vector products (`rknet.analysis.arnoldi`).
 
-Batch norm: batch statistics mean nothing for one sample, so `DynamicBlock.vector_field` is asked for the
+Batch norm: batch statistics mean nothing for one sample, so `RungeKuttaBlock.vector_field` is asked for the
 running statistics of the forward evaluation (step, stage) whose stage time is nearest t, in eval mode:
 the function the trained block applies at prediction time.
 """
@@ -21,7 +21,7 @@ from rknet.analysis.arnoldi import arnoldi_eigenvalues
 from rknet.analysis.stability import StabilityCount, count_unstable
 from rknet.analysis.trajectories import feature_trajectories
 from rknet.blocks.base import Block
-from rknet.blocks.runge_kutta import DynamicBlock
+from rknet.blocks.runge_kutta import RungeKuttaBlock
 from rknet.common.checks import positive_int
 from rknet.methods.tableau import ButcherTableau
 from rknet.network.odenet import ODENet
@@ -66,14 +66,14 @@ class BlockSpectrum:
         return lines
 
 
-def _runge_kutta(block: Block) -> DynamicBlock:
-    if not isinstance(block, DynamicBlock):
+def _runge_kutta(block: Block) -> RungeKuttaBlock:
+    if not block.capabilities.vector_field:
         raise ValueError(f"Jacobian spectra apply to Runge-Kutta blocks, whose stability region they are read "
                          f"against, not to {block.method_name} blocks (the {block.family} family)")
     return block
 
 
-def _one_sample(block: DynamicBlock, y: torch.Tensor) -> torch.Tensor:
+def _one_sample(block: RungeKuttaBlock, y: torch.Tensor) -> torch.Tensor:
     """y as a batch of one, accepting a single sample with or without its batch dimension."""
     layer = block.layer
     shape = ("C", "C, L", "C, H, W")[layer.dims].replace("C", str(layer.channels))
@@ -84,7 +84,7 @@ def _one_sample(block: DynamicBlock, y: torch.Tensor) -> torch.Tensor:
     return sample.detach()
 
 
-def _check_time(block: DynamicBlock, t: float) -> float:
+def _check_time(block: RungeKuttaBlock, t: float) -> float:
     t = float(t)
     first, last = block.t_states[0], block.t_states[-1]
     if not first <= t <= last:
@@ -92,14 +92,14 @@ def _check_time(block: DynamicBlock, t: float) -> float:
     return t
 
 
-def _flat_field(block: DynamicBlock, shape: torch.Size, t: float) -> Callable[[torch.Tensor], torch.Tensor]:
+def _flat_field(block: RungeKuttaBlock, shape: torch.Size, t: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """v -> f(t, v) on flattened single samples, with the controls at t and eval-mode batch norm."""
     evaluation = block.nearest_evaluation(t)
     return lambda flat: block.vector_field(t, flat.reshape(shape), evaluation).reshape(-1)
 
 
 @torch.no_grad()  # no graph through the parameters; torch.func's transforms still differentiate in y
-def jacobian_spectrum(block: DynamicBlock, y: torch.Tensor, t: float, exact_limit: int = EXACT_LIMIT,
+def jacobian_spectrum(block: RungeKuttaBlock, y: torch.Tensor, t: float, exact_limit: int = EXACT_LIMIT,
                       krylov_dim: int = KRYLOV_DIM, top: int = KRYLOV_TOP) -> torch.Tensor:
     """Eigenvalues of df/dy at (t, y) for ONE sample y, as a complex128 tensor.
 

@@ -12,13 +12,14 @@ from collections.abc import Sequence
 
 import torch
 
-from rknet.blocks.base import Block, check_layer
+from rknet.blocks.base import SteppingBlock
 from rknet.common.kernels import kernel_shape
+from rknet.gradients.capabilities import STEPPING, Capabilities
 from rknet.gradients.strategies import GradientStrategy
 from rknet.layers import Layer
-from rknet.layers.controls import ParameterSpec, interpolate
+from rknet.layers.controls import ParameterSpec
 from rknet.methods.imex_pairs import ImexPair, get_imex_pair
-from rknet.solvers.grid import as_times, check_interpolation, check_span, stage_weights
+from rknet.solvers.grid import stage_interpolation
 from rknet.solvers.imex import imex_step
 from rknet.solvers.operators import SymmetricOperator
 from rknet.solvers.runge_kutta import pair_terms
@@ -30,14 +31,7 @@ OPERATOR = "operator"
 OPERATOR_SCALE = 0.1
 
 
-def check_imex_layer(layer: Layer, method: str) -> Layer:
-    """`layer` unless it uses batch norm, which IMEX blocks refuse (use the norm tv or none)."""
-    if layer.norm == "batch":
-        raise ValueError(f"{method} (an IMEX method) does not support the norm 'batch'; use the norm 'tv' or 'none'")
-    return layer
-
-
-class ImexBlock(Block):
+class ImexBlock(SteppingBlock):
     """Integrate `-L y + f(y, theta(t))` over `t_states` with an IMEX pair (imex_euler, ars222, ars443).
 
     `f` is the layer's, with its weights on `t_controls`; L's kernel is one more control, interpolated the
@@ -45,22 +39,20 @@ class ImexBlock(Block):
     """
 
     family = "imex"
-    gradients = ("backprop",)
+    # Checkpointing would rerun the operator solves in the backward pass: not declared (not tested).
+    capabilities = Capabilities(STEPPING, norms=("tv", "none"), rediscretize_into=("imex",))
 
     def __init__(self, layer: Layer, method: str | ImexPair = "ars222", t_states: Sequence[float] = (0, 1, 2, 3, 4),
                  t_controls: Sequence[float] | None = None, interpolation: str = "linear",
                  gradient: str | GradientStrategy | None = None) -> None:
         pair = get_imex_pair(method)
-        check_imex_layer(check_layer(layer), pair.name)
-        states = as_times(t_states, "t_states", minimum=2)
-        controls = states if t_controls is None else as_times(t_controls, "t_controls", minimum=1)
-        check_interpolation(interpolation)
-        check_span(states, controls)
+        self.accept_layer(layer, f"{pair.name} (an IMEX method)")
+        states, controls = self.check_grids(t_states, t_controls, interpolation)
         operator = ParameterSpec(kernel_shape(layer.channels, layer.channels, layer.dims), scale=OPERATOR_SCALE)
         specs = {**layer.parameter_specs(), OPERATOR: operator}
-        super().__init__(states, controls, specs, gradient)
+        super().__init__([layer], states, controls, specs, gradient)
         self.layer, self.pair, self.interpolation = layer, pair, interpolation
-        self.weights = stage_weights(self.t_states, self.t_controls, pair.explicit, interpolation)
+        self.stage_interpolation = stage_interpolation(states, controls, pair.explicit, interpolation)
         self.terms = pair_terms(pair.explicit, pair.implicit)
 
     @property
@@ -71,16 +63,11 @@ class ImexBlock(Block):
         """Step k; `cache` shares the interpolated controls between stages and steps."""
         cache = {} if cache is None else cache
 
-        def params(i: int) -> dict[str, torch.Tensor]:
-            weights = self.weights[k][i]
-            if weights not in cache:
-                cache[weights] = interpolate(self.controls, weights)
-            return cache[weights]
-
         def operator(i: int) -> SymmetricOperator:
-            return SymmetricOperator(params(i)[OPERATOR], self.layer.dims)
+            return SymmetricOperator(self.stage_parameters(k, i, cache)[OPERATOR], self.layer.dims)
 
-        return imex_step(lambda i, state: self.layer(params(i), state), operator, y, self.step_sizes[k], self.terms)
+        return imex_step(lambda i, state: self.layer(self.stage_parameters(k, i, cache), state), operator, y,
+                         self.step_sizes[k], self.terms)
 
     @property
     def evaluations_per_forward(self) -> int:

@@ -1,4 +1,4 @@
-"""ImplicitBlock: a DynamicBlock stepped by an implicit Runge-Kutta method (backward Euler, implicit
+"""ImplicitBlock: a Runge-Kutta block stepped by an implicit Runge-Kutta method (backward Euler, implicit
 midpoint, trapezoid, SDIRK2, SDIRK3, 2-stage Gauss-Legendre or a user's implicit tableau).
 
 Each implicit stage (all stages together for a fully implicit tableau) is solved by Newton-Krylov to a
@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 import torch
 
-from rknet.blocks.runge_kutta import DynamicBlock
+from rknet.blocks.runge_kutta import RungeKuttaBlock
+from rknet.gradients.capabilities import STEPPING, Capabilities
 from rknet.gradients.strategies import GradientStrategy
 from rknet.layers import Layer
 from rknet.methods.tableau import ButcherTableau, get_tableau
@@ -22,7 +23,7 @@ from rknet.solvers.newton_krylov import NewtonKrylov, SolveReport
 from rknet.solvers.runge_kutta import implicit_step
 
 
-class ImplicitBlock(DynamicBlock):
+class ImplicitBlock(RungeKuttaBlock):
     """Integrate a layer's ODE with an implicit tableau; `solver` sets the stage solves'
     tolerance and iteration limits, and its `report` counts their iterations.
 
@@ -31,7 +32,9 @@ class ImplicitBlock(DynamicBlock):
     nominal cost; `solver.report` has the true iteration counts).
     """
 
-    gradients = ("backprop",)
+    # Checkpointing would rerun the Newton-Krylov solves in the backward pass: not declared (not tested).
+    capabilities = Capabilities(STEPPING, norms=("tv", "none"), vector_field=True, rediscretize_into=("runge-kutta",),
+                                norm_reason="the stage solves evaluate the layer a varying number of times")
     implicit_stages = True
 
     def __init__(self, layer: Layer, method: str | ButcherTableau = "sdirk2",
@@ -40,10 +43,8 @@ class ImplicitBlock(DynamicBlock):
                  solver: NewtonKrylov | None = None) -> None:
         tableau = get_tableau(method)
         stages = ImplicitStages(tableau, solver, per_sample=True)
-        if getattr(layer, "norm", None) == "batch":
-            raise ValueError(f"{tableau.name} (an implicit method) does not support the norm 'batch': the stage "
-                             "solves evaluate the layer a varying number of times; use the norm 'tv' or 'none'")
-        super().__init__(layer, tableau, t_states, t_controls, interpolation, gradient)
+        super().__init__(layer, tableau, t_states, t_controls, interpolation, gradient,
+                         f"{tableau.name} (an implicit method)")
         self.stages = stages
 
     @property
@@ -57,17 +58,10 @@ class ImplicitBlock(DynamicBlock):
 
     def step(self, y: torch.Tensor, k: int, cache: dict | None = None) -> torch.Tensor:
         cache = {} if cache is None else cache
-        for weights in self.weights[k]:  # interpolate now, with a graph: the solves run without one
-            self._interpolate(weights, cache)
+        for i in range(self.tableau.stages):  # interpolate now, with a graph: the solves run without one
+            self.stage_parameters(k, i, cache)
         return implicit_step(self.stages, self.slope(k, cache), y, self.step_sizes[k], self.terms, k)
 
     def with_grids(self, t_states: Sequence[float], t_controls: Sequence[float]) -> ImplicitBlock:
         return ImplicitBlock(self.layer, self.tableau, t_states, t_controls, self.interpolation, self.gradient,
-                             self.solver)
-
-    def with_method(self, method: str | ButcherTableau, t_states: Sequence[float]) -> DynamicBlock:
-        tableau = get_tableau(method)
-        if tableau.explicit:
-            return DynamicBlock(self.layer, tableau, t_states, self.t_controls, self.interpolation)
-        return ImplicitBlock(self.layer, tableau, t_states, self.t_controls, self.interpolation, self.gradient,
                              self.solver)

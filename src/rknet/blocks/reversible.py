@@ -10,21 +10,16 @@ autograd (the reference the reversible gradients are tested against).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import torch
 
-from rknet.blocks.base import Block, check_layer
+from rknet.blocks.base import Controls, Grids, Pair, Reversed, ReversibleScheme
 from rknet.gradients.strategies import GradientStrategy
 from rknet.layers import Layer
-from rknet.solvers.grid import as_times
-from rknet.solvers.stepping import march, march_states
 
 _UNIFORM_TOLERANCE = 1e-9
-
-Pair = tuple[torch.Tensor, torch.Tensor]
-Controls = Mapping[str, torch.Tensor]
-Reversed = tuple[Pair, Pair | None, dict[str, torch.Tensor] | None]
 
 
 def uniform_step(t_states: Sequence[float], scheme: str) -> float:
@@ -33,14 +28,6 @@ def uniform_step(t_states: Sequence[float], scheme: str) -> float:
         raise ValueError(f"{scheme} needs a uniform grid (equal steps, e.g. rknet.uniform_grid(n, T)), got "
                          f"steps from {min(steps):g} to {max(steps):g} in t_states={list(t_states)}")
     return (t_states[-1] - t_states[0]) / len(steps)
-
-
-def check_reversible_layer(layer: Layer, scheme: str) -> Layer:
-    check_layer(layer)
-    if layer.norm == "batch":
-        raise ValueError(f"{scheme} does not support the norm 'batch': running statistics cannot be run "
-                         "backwards; use the norm 'tv' or 'none'")
-    return layer
 
 
 def _evaluate(layer: Layer, params: Controls, state: torch.Tensor, cotangent: torch.Tensor | None
@@ -59,26 +46,33 @@ def _evaluate(layer: Layer, params: Controls, state: torch.Tensor, cotangent: to
     return value.detach(), grads[0], param_grads
 
 
-class ReversibleBlock(Block):
+class ReversibleBlock(ReversibleScheme):
     """Common part of the reversible blocks: uniform grid, one control per step (held constant over it).
 
-    Subclasses define `initial(y)`, `advance` (one step of the scheme), `reverse` (the scheme backward,
-    with vector-Jacobian products when given cotangents), `output(pair)` and `with_grids`.
+    Subclasses define the scheme (`initial`, `advance`, `reverse`, `output`) and `with_grids`.
     """
 
     scheme = "reversible block"
-    gradients = ("reversible", "backprop")
+    capabilities = dataclasses.replace(ReversibleScheme.capabilities, norms=("tv", "none"),
+                                       norm_reason="running statistics cannot be run backwards")
     evaluations_per_step = 1
 
     def __init__(self, layers: Mapping[str, Layer], t_states: Sequence[float],
                  gradient: str | GradientStrategy | None) -> None:
-        states = as_times(t_states, "t_states", minimum=2)
-        h = uniform_step(states, self.scheme)
-        checked = {prefix: check_reversible_layer(layer, self.scheme) for prefix, layer in layers.items()}
+        states, controls = self.check_grids(t_states, subject=self.scheme)
+        checked = {prefix: self.accept_layer(layer, self.scheme) for prefix, layer in layers.items()}
         specs = {prefix + name: spec for prefix, layer in checked.items()
                  for name, spec in layer.parameter_specs().items()}
-        super().__init__(states, states[:-1], specs, gradient)
-        self.h, self.layers = h, checked
+        super().__init__(list(checked.values()), states, controls, specs, gradient)
+        self.h, self.layers = (states[-1] - states[0]) / self.num_steps, checked
+
+    @classmethod
+    def check_grids(cls, t_states: Sequence[float], t_controls: Sequence[float] | None = None,
+                    interpolation: str | None = None, subject: str | None = None) -> Grids:
+        """As for every block, and the state grid must be uniform (the scheme's step h is one number)."""
+        states, controls = super().check_grids(t_states, t_controls, interpolation, subject)
+        uniform_step(states, subject or cls.__name__)
+        return states, controls
 
     @property
     def method_name(self) -> str:
@@ -89,39 +83,8 @@ class ReversibleBlock(Block):
         """Layer evaluations in one forward pass."""
         return self.num_steps * self.evaluations_per_step
 
-    def run(self, controls: Controls, pair: Pair) -> Pair:
-        """The scheme forward from `pair`, with the given stacked controls."""
-        return march(lambda state, k: self.advance(controls, state, k), pair, self.num_steps)
-
-    def integrate(self, y: torch.Tensor) -> torch.Tensor:
-        return self.output(self.run(self.controls, self.initial(y)))
-
-    def trajectory(self, y: torch.Tensor) -> torch.Tensor:
-        return march_states(lambda state, k: self.advance(self.controls, state, k), self.initial(y),
-                            self.num_steps, self.output)
-
     def _params(self, controls: Controls, prefix: str, k: int) -> dict[str, torch.Tensor]:
         return {name[len(prefix):]: value[k] for name, value in controls.items() if name.startswith(prefix)}
-
-    def initial(self, y: torch.Tensor) -> Pair:
-        raise NotImplementedError
-
-    def output(self, pair: Pair) -> torch.Tensor:
-        raise NotImplementedError
-
-    def advance(self, controls: Controls, pair: Pair, k: int) -> Pair:
-        raise NotImplementedError
-
-    def reverse(self, controls: Controls, pair: Pair, cotangents: Pair | None = None) -> Reversed:
-        """The initial pair rebuilt from the final one; given the final pair's cotangents, also the
-        initial pair's cotangents and the gradients of the stacked controls (else None for both)."""
-        raise NotImplementedError
-
-    @torch.no_grad()
-    def reconstruct(self, y: torch.Tensor) -> Pair:
-        """Run the scheme forward from `y`, then backward: the initial pair as the backward pass rebuilds
-        it (equal to `initial(y)` up to rounding; a check of reversibility)."""
-        return self.reverse(self.controls, self.run(self.controls, self.initial(y)))[0]
 
     def _zero_grads(self, controls: Controls, cotangents: Pair | None) -> dict[str, torch.Tensor] | None:
         if cotangents is None:
@@ -156,6 +119,7 @@ class LeapfrogBlock(ReversibleBlock):
 
     scheme = "LeapfrogBlock"
     family = "leapfrog"
+    capabilities = dataclasses.replace(ReversibleBlock.capabilities, rediscretize_into=("leapfrog",))
 
     def __init__(self, layer: Layer, t_states: Sequence[float] = (0, 1, 2, 3, 4),
                  gradient: str | GradientStrategy | None = None) -> None:
@@ -206,12 +170,13 @@ class HamiltonianBlock(ReversibleBlock):
     evaluations_per_step = 2
     scheme = "HamiltonianBlock"
     family = "hamiltonian"
+    capabilities = dataclasses.replace(ReversibleBlock.capabilities, rediscretize_into=("hamiltonian",))
 
     def __init__(self, layer: Layer, layer_z: Layer | None = None,
                  t_states: Sequence[float] = (0, 1, 2, 3, 4), gradient: str | GradientStrategy | None = None
                  ) -> None:
-        layer_z = layer if layer_z is None else check_layer(layer_z)
-        if check_layer(layer).channels != layer_z.channels:
+        layer_z = layer if layer_z is None else self.accept_layer(layer_z, self.scheme)
+        if self.accept_layer(layer, self.scheme).channels != layer_z.channels:
             raise ValueError(f"HamiltonianBlock layers must have the same channels, got {layer.channels} "
                              f"(y) and {layer_z.channels} (z)")
         super().__init__({"y_": layer, "z_": layer_z}, t_states, gradient)

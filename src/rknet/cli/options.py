@@ -9,6 +9,9 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from rknet.blocks.registry import BLOCK_TYPES
+from rknet.common.checks import comma_items
+from rknet.gradients.strategies import supported_gradients
 from rknet.training.config import CHOICES, TrainConfig
 
 # What each option means; defaults and valid values are appended from the code, never retyped here.
@@ -27,8 +30,7 @@ OPTION_HELP = {
     "interpolation": "weights between control times",
     "norm": "normalisation inside the layer",
     "activation": "activation function",
-    "gradient": "what the forward pass keeps for the backward pass (default: backprop, or reversible for "
-                "leapfrog and hamiltonian)",
+    "gradient": "what the forward pass keeps for the backward pass",
     "solver": "implicit methods' stage solver as NAME=VALUE pairs: tol, max_newton, max_krylov, forcing "
               "(e.g. tol=1e-4,max_newton=40; default tol 1e-5 in fp32, 25 Newton and 40 GMRES iterations)",
     "optimizer": "optimiser",
@@ -67,11 +69,8 @@ OPTION_HELP = {
 def comma_list(convert: Callable[[str], object], what: str = "values") -> Callable[[str], list]:
     """An argparse type for 'a,b,c': a non-empty list of `convert`ed items, none of them empty."""
     def parse(text: str) -> list:
-        items = [item.strip() for item in text.split(",")]
         try:
-            if not text.strip() or "" in items:
-                raise ValueError(text)
-            return [convert(item) for item in items]
+            return [convert(item) for item in comma_items("the list", text, what)]
         except ValueError as error:
             raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from error
     return parse
@@ -125,9 +124,16 @@ def _default(field: dataclasses.Field) -> Any:
     return field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
 
 
+def accepted_gradients() -> str:
+    """The strategies each registered block type accepts, its default first (from the declarations)."""
+    return "; ".join(f"{name}: {', '.join(supported_gradients(kind))}" for name, kind in BLOCK_TYPES.items())
+
+
 def help_text(field: dataclasses.Field) -> str:
     """The option's meaning, its valid values (from the registries) and its default (from TrainConfig)."""
     text = OPTION_HELP.get(field.name, field.name.replace("_", " "))
+    if field.name == "gradient":
+        text += f" ({accepted_gradients()})"
     if field.name in CHOICES:
         text += f"; one of {', '.join(CHOICES[field.name])}"
     default = _default(field)

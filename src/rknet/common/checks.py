@@ -39,11 +39,22 @@ def choice(name: str, value: Any, valid: Sequence[str]) -> str:
     return value
 
 
+def comma_items(name: str, text: str, what: str = "values", skip_empty: bool = False) -> list[str]:
+    """The stripped items of the command line's "a,b,c" text (the one comma-list parser). An empty item is
+    an error naming `what` the items must be, or with `skip_empty` is dropped."""
+    items = [item.strip() for item in text.split(",")]
+    if skip_empty:
+        return [item for item in items if item]
+    if "" in items:
+        raise ValueError(f"{name} must be comma-separated {what}, got {text!r}")
+    return items
+
+
 def int_list(name: str, value: Any, minimum_length: int = 1) -> tuple[int, ...]:
     """Positive integers given as a list or as the command line's "16,32,64" text."""
     if isinstance(value, str):
-        parts = value.split(",")
-        if any(not part.strip().lstrip("+").isdigit() for part in parts):
+        parts = comma_items(name, value, "positive integers")
+        if any(not part.lstrip("+").isdigit() for part in parts):
             raise ValueError(f"{name} must be comma-separated positive integers, got {value!r}")
         value = [int(part) for part in parts]
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) < minimum_length \
@@ -57,7 +68,7 @@ def float_list(name: str, value: Any) -> list[float]:
     """Numbers given as a list or as the command line's "0,0.5,1" text (checked further by the grid)."""
     if isinstance(value, str):
         try:
-            return [float(part) for part in value.split(",")]
+            return [float(part) for part in comma_items(name, value, "numbers")]
         except ValueError as error:
             raise ValueError(f"{name} must be comma-separated numbers, got {value!r}") from error
     return value

@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rknet.common.checks import int_list, positive_int
+from rknet.common.checks import comma_items, int_list, positive_int
 from rknet.training.config import TrainConfig, option_table
 
 # TrainConfig fields the grid sets itself; they cannot be given as fixed options.
@@ -17,7 +17,7 @@ UNSUPPORTED_FIELDS = ("t_states", "t_controls")
 
 def sequence(name: str, values: Any) -> list:
     if isinstance(values, str):
-        values = [v.strip() for v in values.split(",") if v.strip()]
+        values = comma_items(name, values, skip_empty=True)
     elif values is None or isinstance(values, (int, float)):
         values = [values]
     if not isinstance(values, Sequence) or len(values) == 0:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rknet.common.checks import comma_items
 from rknet.common.cpu import THREADS_ENV, cores, load_average
 
 THREADS_OPTION = "--threads"
@@ -43,7 +44,10 @@ def resolve_threads(workers: int, threads: int | None = None, environ: Mapping[s
         return Threads(threads, THREADS_OPTION)
     text = (os.environ if environ is None else environ).get(THREADS_ENV, "").strip()
     if text:
-        first = text.split(",")[0].strip()
+        try:
+            first = comma_items(THREADS_ENV, text)[0]
+        except ValueError:  # an empty entry: refused below with the fix
+            first = ""
         if not first.isdigit() or int(first) < 1:
             raise ValueError(f"{THREADS_ENV} must be a positive integer, got {text!r}; fix or unset it, or give "
                              f"{THREADS_OPTION} N")

@@ -7,14 +7,19 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
+from rknet.gradients.capabilities import check_norm_supported
 from rknet.layers.controls import combine
 from rknet.solvers.adjoint import RESTARTS, Vjp, backward_sweep, backward_times, pullback
 from rknet.solvers.grid import Weights, interpolation_weights
 
+# Running statistics of a backward solve at other states would be meaningless.
+ADJOINT_NORMS = ("tv", "none")
+ADJOINT_NORM_REASON = "running statistics cannot follow a backward solve inside a block"
 
-def reverse_stage_weights(block: Any) -> tuple[tuple[Weights, ...], ...]:
-    """The control weights at every backward stage time. A time inside step k (not its start) takes the
-    left limit at a knot, so piecewise-constant controls give each step its own control, as forward does."""
+
+def reverse_stage_interpolation(block: Any) -> tuple[tuple[Weights, ...], ...]:
+    """The controls' interpolation weights at every backward stage time. A time inside step k (not its start)
+    takes the left limit at a knot, so piecewise-constant controls give each step its own control, as forward does."""
     c = block.tableau.c
     return tuple(tuple(interpolation_weights(block.t_controls, time, block.interpolation, from_left=ci < 1)
                        for time, ci in zip(times, c))
@@ -22,20 +27,20 @@ def reverse_stage_weights(block: Any) -> tuple[tuple[Weights, ...], ...]:
 
 
 def _block_vjp(block: Any, stacked: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> Vjp:
-    weights = reverse_stage_weights(block)
+    interpolation = reverse_stage_interpolation(block)
 
-    def vjp(k: int, i: int, y: torch.Tensor, a: torch.Tensor, weight: float):
+    def vjp(k: int, i: int, y: torch.Tensor, a: torch.Tensor, quadrature: float):
         with torch.enable_grad():
             y = y.detach().requires_grad_()
-            params = {name: combine(value, weights[k][i]).detach().requires_grad_(weight != 0.0)
+            params = {name: combine(value, interpolation[k][i]).detach().requires_grad_(quadrature != 0.0)
                       for name, value in stacked.items()}
             value = block.layer(params, y)
-            wanted = [y] + ([*params.values()] if weight != 0.0 else [])
+            wanted = [y] + ([*params.values()] if quadrature != 0.0 else [])
             pulled = pullback(value, wanted, a)
         for name, grad in zip(params, pulled[1:]):
             if grad is not None:
-                for index, w in weights[k][i]:
-                    grads[name][index].add_(grad, alpha=weight * w)
+                for index, w in interpolation[k][i]:
+                    grads[name][index].add_(grad, alpha=quadrature * w)
         return value.detach(), pulled[0]
 
     return vjp
@@ -83,14 +88,6 @@ class BlockAdjoint(torch.autograd.Function):
         return None, None, a, *grads.values()
 
 
-def check_block(block: Any) -> None:
-    """The adjoint strategy needs a Runge-Kutta block without batch norm (running statistics of a
-    backward solve at other states would be meaningless)."""
-    if block.layer.batch_norm_sites():
-        raise ValueError("gradient 'adjoint' does not support the norm 'batch' inside a block (running statistics "
-                         "cannot follow a backward solve); use the norm 'tv' or 'none', or another gradient")
-
-
 @torch.compiler.disable
 def block_adjoint(block: Any, y: torch.Tensor, restart: str = "controls") -> torch.Tensor:
     """block(y) whose backward pass solves the continuous adjoint equation (see the module docstring),
@@ -100,7 +97,7 @@ def block_adjoint(block: Any, y: torch.Tensor, restart: str = "controls") -> tor
     Under torch.compile this block runs eagerly (a graph break): its backward pass is a loop of
     vector-Jacobian products that autograd runs, not a graph to compile; the rest of the network compiles.
     """
-    check_block(block)
+    check_norm_supported("gradient 'adjoint'", block.layer.norm, ADJOINT_NORMS, ADJOINT_NORM_REASON)
     if not torch.is_grad_enabled():
         return block.integrate(y)
     return BlockAdjoint.apply(block, restart_steps(block, restart), y, *block.controls.values())

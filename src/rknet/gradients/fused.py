@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
+from rknet.gradients.capabilities import capabilities_of
 from rknet.gradients.fused_doublesym import DoubleSymMath, fusable_layer
 
 _STATE = {"enabled": os.environ.get("RKNET_FUSED", "1").strip() != "0"}
@@ -37,10 +38,6 @@ _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def set_enabled(enabled: bool) -> None:
     """Turn the fused path on or off for this process (it is on by default)."""
     _STATE["enabled"] = bool(enabled)
-
-
-def enabled() -> bool:
-    return _STATE["enabled"]
 
 
 @contextlib.contextmanager
@@ -56,7 +53,8 @@ def disabled() -> Iterator[None]:
 
 class Plan:
     """What a block's fused pass replays: the layer's math, the tableau's non-zero terms, the step sizes,
-    and the control weights of every evaluation as a matrix (evaluations x control times)."""
+    and the controls' interpolation weights of every evaluation as a matrix (evaluations x control times).
+    Built for blocks declaring `explicit_tableau` (their `tableau`, `terms`, `stage_interpolation`, `layer`)."""
 
     def __init__(self, block: Any, math: DoubleSymMath) -> None:
         self.math, self.terms, self.sizes = math, block.terms, block.step_sizes
@@ -66,7 +64,7 @@ class Plan:
         for k in range(block.num_steps):
             for i in self.used:
                 row = [0.0] * count
-                for index, weight in block.weights[k][i]:
+                for index, weight in block.stage_interpolation[k][i]:
                     row[index] += weight
                 self.rows.append(row)
         self._matrices: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
@@ -91,7 +89,7 @@ class Plan:
 
     def run(self, params: list[dict[str, torch.Tensor]], y: torch.Tensor, keep: bool) -> tuple[torch.Tensor, list]:
         """The block's output (as `rk_step` computes it) and what each evaluation keeps for backward."""
-        rows, weights, needed = self.terms.rows, self.terms.weights, self.terms.needed
+        rows, quadrature, needed = self.terms.rows, self.terms.weights, self.terms.needed
         saved, evaluation, y = [], 0, self.math.enter(y)
         for h in self.sizes:
             slopes: list[torch.Tensor | None] = []
@@ -106,7 +104,7 @@ class Plan:
                 slopes.append(slope)
                 saved.append(kept)
                 evaluation += 1
-            for i, b in weights:
+            for i, b in quadrature:
                 y = y.add(slopes[i], alpha=h * b)
         return self.math.leave(y), saved
 
@@ -114,12 +112,12 @@ class Plan:
                 need_input: bool) -> tuple[torch.Tensor | None, list[dict[str, torch.Tensor]]]:
         """Backward through the steps and stages: the grad of the block's input, and the grads of the
         parameters at every evaluation."""
-        rows, weights = self.terms.rows, self.terms.weights
+        rows, quadrature = self.terms.rows, self.terms.weights
         per_evaluation: list[dict[str, torch.Tensor]] = [{} for _ in saved]
         end, grad = len(saved), self.math.enter(grad)
         for k in reversed(range(len(self.sizes))):
             h, start = self.sizes[k], end - len(self.used)
-            slope_grads: dict[int, torch.Tensor] = {i: grad * (h * b) for i, b in weights}
+            slope_grads: dict[int, torch.Tensor] = {i: grad * (h * b) for i, b in quadrature}
             total = grad
             for position in reversed(range(len(self.used))):
                 i, evaluation = self.used[position], start + position
@@ -179,7 +177,7 @@ def plan_for(block: Any, y: torch.Tensor) -> Plan | None:
     if (not _STATE["enabled"] or y.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_tracing()
             or torch.is_autocast_enabled(y.device.type) or y.dtype not in (torch.float32, torch.float64)):
         return None
-    if getattr(block, "implicit_stages", True) or not hasattr(block, "terms"):
+    if not capabilities_of(block).explicit_tableau:  # the sparse tableau view Plan replays
         return None
     if block in _PLANS:
         return _PLANS[block]

@@ -9,12 +9,17 @@ memory in depth). `adjoint` keeps the output and solves the continuous adjoint e
 (`rknet.adjoint`: optimise-then-discretise, memory independent of the steps). A strategy drives a block
 through the block interface (`integrate`, `step`, `num_steps`; `initial`/`run`/`reverse`/`output` for
 reversible schemes), so a new strategy is one new class here, never an edit of a block's forward.
+
+Each strategy says what it needs from a block type (a protocol, capabilities, norms), read from the block
+type's declaration (`rknet.gradients.capabilities`); a block type declares only its default strategy, and
+`supported_gradients(block_type)` derives the rest. A new strategy is one class and one `register_gradient`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,8 +27,10 @@ import torch
 from torch.autograd.function import once_differentiable
 from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
-from rknet.gradients.block_adjoint import block_adjoint, check_block
+from rknet.gradients.block_adjoint import ADJOINT_NORM_REASON, ADJOINT_NORMS, block_adjoint
+from rknet.gradients.capabilities import REVERSIBLE, STEPPING, Capabilities, capabilities_of, check_norm_supported
 from rknet.gradients.fused import fused_forward
+from rknet.layers.norms import NORMS
 from rknet.solvers.stepping import march
 
 # The costly operations, whose outputs selective checkpointing keeps: convolutions and matrix products.
@@ -37,17 +44,39 @@ def keep_products(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> CheckpointPol
     return CheckpointPolicy.MUST_SAVE if op in PRODUCTS else CheckpointPolicy.PREFER_RECOMPUTE
 
 
-class GradientStrategy:
-    """How `block(y)` runs so that its backward pass gets what it needs."""
+class GradientStrategy(ABC):
+    """How `block(y)` runs so that its backward pass gets what it needs.
+
+    What it needs from a block type, declared here and read from the block type's `Capabilities`:
+    `protocol` (STEPPING or REVERSIBLE; None: any block), `needs` (capability flags that must be true, e.g.
+    "recomputable") and `norms` (the layer norms it can serve, with `norm_reason` for the others).
+    """
 
     name = "strategy"
     summary = ""
+    protocol: str | None = None
+    needs: tuple[str, ...] = ()
+    norms: tuple[str, ...] = NORMS
+    norm_reason = ""
 
+    @abstractmethod
     def forward(self, block: Any, y: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """block(y), keeping for the backward pass what this strategy keeps."""
+
+    def applies_to(self, capabilities: Capabilities) -> bool:
+        """Whether blocks declaring `capabilities` can use this strategy (norms are checked per block)."""
+        if self.protocol is not None and capabilities.protocol != self.protocol:
+            return False
+        return all(getattr(capabilities, need) for need in self.needs)
 
     def check(self, block: Any) -> None:
-        """Raise ValueError, when the block is built, if this strategy cannot serve `block`."""
+        """Raise ValueError, when the block is built, if this strategy cannot serve its layers' norms."""
+        self.check_norms(block.layer_norms())
+
+    def check_norms(self, norms: tuple[str, ...]) -> None:
+        """Raise ValueError if this strategy cannot serve layers with one of `norms` (the spec asks early)."""
+        for norm in norms:
+            check_norm_supported(f"gradient {self.name!r}", norm, self.norms, self.norm_reason)
 
     def __repr__(self) -> str:
         return self.name
@@ -80,6 +109,8 @@ def _statistics_restored(block: Any, policy: contextlib.AbstractContextManager) 
 class Checkpoint(GradientStrategy):
     name = "checkpoint"
     summary = "keep each step's input, recompute the step in the backward pass"
+    protocol = STEPPING
+    needs = ("recomputable",)
     selective = False
 
     def _contexts(self, block: Any) -> tuple[contextlib.AbstractContextManager, ...]:
@@ -139,6 +170,7 @@ class ReversibleFunction(torch.autograd.Function):
 class Reversible(GradientStrategy):
     name = "reversible"
     summary = "keep the final state, rebuild the others backwards (O(1) memory in depth)"
+    protocol = REVERSIBLE
 
     def forward(self, block, y):
         if not torch.is_grad_enabled():
@@ -150,25 +182,50 @@ class Adjoint(GradientStrategy):
     name = "adjoint"
     summary = ("keep the output and the states at control times, solve the continuous adjoint backward "
                "(optimise-then-discretise)")
-
-    def check(self, block):
-        check_block(block)
+    protocol = STEPPING
+    needs = ("vector_field", "explicit_tableau")
+    norms, norm_reason = ADJOINT_NORMS, ADJOINT_NORM_REASON
 
     def forward(self, block, y):
         return block_adjoint(block, y)
 
 
-GRADIENTS: dict[str, GradientStrategy] = {
-    s.name: s for s in (Backprop(), Selective(), Checkpoint(), Reversible(), Adjoint())}
+GRADIENTS: dict[str, GradientStrategy] = {}
 """The gradient strategies by name (`--gradient`): what a block's forward pass keeps for backward."""
 
 
-def get_gradient(name: str | GradientStrategy, accepted: tuple[str, ...], block: str) -> GradientStrategy:
-    """The strategy `name` if `block` (a block type's name) accepts it; ValueError listing what it accepts."""
+def register_gradient(strategy: GradientStrategy) -> GradientStrategy:
+    """Make `strategy` available by its name (`gradient="name"`, `--gradient name`) to every block type it
+    applies to; returns it."""
+    if not isinstance(strategy, GradientStrategy):
+        raise TypeError(f"a gradient strategy must be a GradientStrategy, got {type(strategy).__name__}")
+    GRADIENTS[strategy.name] = strategy
+    return strategy
+
+
+for _strategy in (Backprop(), Selective(), Checkpoint(), Reversible(), Adjoint()):
+    register_gradient(_strategy)
+
+
+def supported_gradients(block_type: Any) -> tuple[str, ...]:
+    """The strategies a block type (or a block) accepts: its declared default first, then every registered
+    strategy that applies to its capabilities."""
+    capabilities = capabilities_of(block_type)
+    others = [name for name, strategy in GRADIENTS.items()
+              if name != capabilities.gradient and strategy.applies_to(capabilities)]
+    return (capabilities.gradient, *others)
+
+
+def get_gradient(name: str | GradientStrategy, block_type: Any) -> GradientStrategy:
+    """The strategy `name` (or a strategy object) if `block_type` accepts it; ValueError listing what it
+    accepts."""
     if isinstance(name, GradientStrategy):
-        name = name.name
-    if name not in GRADIENTS:
+        strategy = name
+    elif name in GRADIENTS:
+        strategy = GRADIENTS[name]
+    else:
         raise ValueError(f"unknown gradient strategy {name!r}; valid: {', '.join(GRADIENTS)}")
-    if name not in accepted:
-        raise ValueError(f"gradient {name!r} does not apply to {block}; it accepts {', '.join(accepted)}")
-    return GRADIENTS[name]
+    if not strategy.applies_to(capabilities_of(block_type)):
+        raise ValueError(f"gradient {strategy.name!r} does not apply to {block_type.__name__}; it accepts "
+                         f"{', '.join(supported_gradients(block_type))}")
+    return strategy

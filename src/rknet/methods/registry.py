@@ -71,11 +71,3 @@ def family(method: Method) -> str:
 
 def method_name(method: Method) -> str:
     return method if isinstance(method, str) else method.name
-
-
-def check_family(old: Method, new: Method) -> None:
-    """Re-discretisation stays within a family: a Runge-Kutta network takes any tableau, a leapfrog or
-    hamiltonian one only another grid."""
-    if family(old) != family(new):
-        raise ValueError(f"a {method_name(old)} network ({FAMILIES[family(old)]}) cannot be re-discretised with "
-                         f"{method_name(new)} ({FAMILIES[family(new)]}); they integrate different equations")

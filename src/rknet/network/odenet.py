@@ -7,9 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rknet.blocks.base import Block
+from rknet.blocks.registry import check_rediscretization
 from rknet.layers import ACTIVATIONS
 from rknet.layers.norms import REFERENCE_BATCH_EPS, BatchNorm
-from rknet.methods.registry import check_family
 from rknet.network.spec import NetworkSpec
 from rknet.solvers.grid import refine_times
 
@@ -121,7 +121,7 @@ class ODENet(nn.Module):
     def resampled(self, spec: NetworkSpec) -> ODENet:
         """A copy built from `spec` (another grid or method of the same family) that keeps this network's
         theta(t), its other weights and its statistics; the original is left untouched."""
-        check_family(self.spec.method, spec.method)
+        check_rediscretization(self.spec.method, spec.method)
         copy = ODENet.from_spec(spec)
         reference = next(self.parameters())
         copy.to(device=reference.device, dtype=reference.dtype)
@@ -137,8 +137,8 @@ class ODENet(nn.Module):
         if not isinstance(controls, bool):
             raise TypeError(f"controls must be a bool (refine the control grid too?), got {controls!r}")
         spec = self.spec
-        t_controls = None  # reversible blocks: one control per (refined) step
-        if spec.family in ("runge-kutta", "imex"):
+        t_controls = None  # blocks without a control grid: one control per (refined) step
+        if spec.capabilities.control_grid:
             t_controls = refine_times(spec.control_times, factor) if controls else spec.control_times
         return self.resampled(spec.replace(t_states=refine_times(spec.t_states, factor), t_controls=t_controls))
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import warnings
 
-from rknet.methods.registry import check_family, resolve_method, uses_solver
+from rknet.blocks.registry import check_rediscretization
+from rknet.methods.registry import resolve_method, uses_solver
 from rknet.network.odenet import ODENet
 from rknet.solvers.grid import GridWarning, uniform_grid
 
@@ -28,10 +29,10 @@ def rediscretize(model: ODENet, method=None, steps: int | None = None) -> ODENet
         changes["t_states"] = uniform_grid(steps, spec.t_states[-1], spec.t_states[0])
     if method is not None:
         changes["method"] = resolve_method(method)
-        check_family(spec.method, changes["method"])
+        check_rediscretization(spec.method, changes["method"])
         if not uses_solver(changes["method"]):
             changes["solver"] = {}
-    if spec.family in ("runge-kutta", "imex"):  # reversible blocks: one control per step
+    if spec.capabilities.control_grid:  # otherwise one control per step
         changes["t_controls"] = spec.control_times
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GridWarning)

@@ -9,15 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rknet.blocks.base import Block
-from rknet.blocks.imex import check_imex_layer
 from rknet.blocks.registry import block_type, build_block
-from rknet.blocks.reversible import check_reversible_layer, uniform_step
 from rknet.common.checks import choice, int_list, positive_int
+from rknet.gradients.capabilities import Capabilities
+from rknet.gradients.strategies import GRADIENTS, supported_gradients
 from rknet.layers import ACTIVATIONS, DIMS, Layer, layer_name, make_layer
 from rknet.layers.norms import check_norm
-from rknet.methods.registry import REVERSIBLE_SCHEMES, Method, family, method_name, resolve_method, uses_solver
+from rknet.methods.registry import Method, family, method_name, resolve_method, uses_solver
 from rknet.methods.tableau import IMPLICIT_TABLEAUS, ButcherTableau, preset_name
-from rknet.solvers.grid import INTERPOLATIONS, as_times, check_span
+from rknet.solvers.grid import INTERPOLATIONS
 from rknet.solvers.newton_krylov import NewtonKrylov
 
 
@@ -65,17 +65,15 @@ class NetworkSpec:
         if not isinstance(self.layer_options, Mapping):
             raise ValueError(f"layer_options must be a table of the layer's options, got {self.layer_options!r}")
         set_("layer_options", dict(self.layer_options))
-        layer = self.make_layer(self.widths[0])  # validates the layer's options
-        if self.method in REVERSIBLE_SCHEMES:
-            check_reversible_layer(layer, self.method)
-        elif isinstance(self.method, str):
-            check_imex_layer(layer, self.method)
-        self._check_grids()
-        self._check_solver()
         blocks = block_type(self.method)
-        if self.gradient is not None and self.gradient not in blocks.gradients:
-            raise ValueError(f"gradient {self.gradient!r} does not apply to {method_name(self.method)} blocks; "
-                             f"they accept {', '.join(blocks.gradients)}")
+        blocks.accept_layer(self.make_layer(self.widths[0]), self.method_name)  # also validates its options
+        self._check_grids(blocks)
+        self._check_solver()
+        accepted = supported_gradients(blocks)
+        if self.gradient is not None and self.gradient not in accepted:
+            raise ValueError(f"gradient {self.gradient!r} does not apply to {self.method_name} blocks; "
+                             f"they accept {', '.join(accepted)}")
+        GRADIENTS[self.gradient or accepted[0]].check_norms((self.norm,))
 
     def _check_solver(self) -> None:
         if not isinstance(self.solver, Mapping):
@@ -88,18 +86,11 @@ class NetworkSpec:
                              f"your own), not to {method_name(self.method)}")
         NewtonKrylov.from_options(self.solver)
 
-    def _check_grids(self) -> None:
-        states = as_times(self.t_states, "t_states")
+    def _check_grids(self, blocks: type[Block]) -> None:
+        states, controls = blocks.check_grids(self.t_states, self.t_controls, subject=self.method_name)
         object.__setattr__(self, "t_states", states)
-        if self.method in REVERSIBLE_SCHEMES:
-            uniform_step(states, self.method)
-        if self.t_controls is None:
-            return
-        if self.method in REVERSIBLE_SCHEMES:
-            raise ValueError(f"{self.method} blocks keep one control per state step; t_controls cannot be set")
-        controls = as_times(self.t_controls, "t_controls", minimum=1)
-        check_span(states, controls)
-        object.__setattr__(self, "t_controls", None if controls == states else controls)
+        if self.t_controls is not None:
+            object.__setattr__(self, "t_controls", None if controls == states else controls)
 
     @classmethod
     def of(cls, **options: Any) -> NetworkSpec:
@@ -114,6 +105,11 @@ class NetworkSpec:
     @property
     def family(self) -> str:
         return family(self.method)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this network's block type declares (`rknet.gradients.capabilities`)."""
+        return block_type(self.method).capabilities
 
     @property
     def method_name(self) -> str:

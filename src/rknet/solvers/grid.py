@@ -104,9 +104,9 @@ def stage_times(t_states: Sequence[float], nodes: Sequence[float]) -> tuple[tupl
     return tuple(tuple(start + ci * step for ci in nodes) for start, step in zip(t_states, step_sizes(t_states)))
 
 
-def stage_weights(t_states: Sequence[float], t_controls: Sequence[float], tableau: ButcherTableau,
-                  interpolation: str) -> tuple[tuple[Weights, ...], ...]:
-    """For every step and stage, the control weights at the stage time t_k + c_i h_k.
+def stage_interpolation(t_states: Sequence[float], t_controls: Sequence[float], tableau: ButcherTableau,
+                        interpolation: str) -> tuple[tuple[Weights, ...], ...]:
+    """For every step and stage, the controls' interpolation weights at the stage time t_k + c_i h_k.
 
     A stage with c_i > 0 sees theta's left limit at a control knot: what the end of a step must see."""
     return tuple(tuple(interpolation_weights(t_controls, time, interpolation, from_left=ci > 0)

@@ -3,7 +3,7 @@
 
 The sharpest form of "did the network learn an ODE?": a network that learned a flow keeps its accuracy when
 an adaptive solver picks the steps, and the evaluations it needs say how stiff that flow is. The controls
-theta(t) are interpolated at whatever times the solver asks for (`DynamicBlock.vector_field`); batch norm
+theta(t) are interpolated at whatever times the solver asks for (`RungeKuttaBlock.vector_field`); batch norm
 inside a block uses the running statistics of the trained evaluation nearest in time, in eval mode.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from rknet.blocks.runge_kutta import DynamicBlock
+from rknet.blocks.runge_kutta import RungeKuttaBlock
 from rknet.methods.registry import resolve_method
 from rknet.methods.tableau import ButcherTableau
 from rknet.network.odenet import ODENet
@@ -29,7 +29,7 @@ def embedded_pair(method) -> ButcherTableau:
     return require_pair(resolved)
 
 
-def _field(block: DynamicBlock):
+def _field(block: RungeKuttaBlock):
     return lambda t, y: block.vector_field(t, y, block.nearest_evaluation(t))
 
 
@@ -37,7 +37,7 @@ def _field(block: DynamicBlock):
 def adaptive_logits(net: ODENet, x: torch.Tensor, method, rtol: float, atol: float) -> tuple[torch.Tensor, float]:
     """Logits of `net` (eval mode) on x with every block solved adaptively per image, and the mean number
     of layer evaluations per image (summed over the blocks)."""
-    if net.spec.family != "runge-kutta":
+    if not net.spec.capabilities.vector_field:
         raise ValueError(f"adaptive evaluation applies to Runge-Kutta networks; a {net.spec.method_name} network "
                          "integrates another equation (give it --steps instead)")
     tableau = embedded_pair(method)
