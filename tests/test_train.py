@@ -193,7 +193,7 @@ def test_eval_rediscretises_with_several_methods_and_step_counts(tmp_path, capsy
     csv_lines = (tmp_path / "e.csv").read_text().splitlines()
     assert csv_lines[0] == "method,steps,rtol,test_acc,test_loss,evaluations_per_image,trained"
     assert csv_lines[2].startswith("rk4,2,,")  # no tolerance on a fixed grid
-    assert (out / "eval.png").read_bytes()[:4] == b"\x89PNG"
+    assert second.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"  # beside its table
     code, _, err = run_cli(["eval", str(out), "--out", str(tmp_path / "e.txt")], capsys)
     assert code == 2 and "must end in .json or .csv" in err
 

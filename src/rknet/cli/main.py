@@ -72,11 +72,12 @@ def _eval_command(args: argparse.Namespace) -> int:
                         atol=args.atol)
     print(format_table(rows))
     folder = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
-    written = [write_rows(rows, evaluation_file(folder))] + [write_rows(rows, path) for path in args.out or []]
+    table = evaluation_file(folder)
+    written = [write_rows(rows, table)] + [write_rows(rows, path) for path in args.out or []]
     if args.plot:
         from rknet.analysis import plot_evaluation
 
-        written.append(plot_evaluation(rows, folder / "eval.png" if args.plot is True else args.plot))
+        written.append(plot_evaluation(rows, table.with_suffix(".png") if args.plot is True else args.plot))
     print("wrote " + ", ".join(map(str, written)))
     return 0
 
@@ -212,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                              help="also write the table to FILE.json or FILE.csv (repeatable); each evaluation "
                                   "is always kept in its own RUN/eval-YYYYMMDD-HHMMSS.json")
     eval_parser.add_argument("--plot", nargs="?", const=True, metavar="PNG",
-                             help="draw accuracy and loss against steps per method (default file RUN/eval.png)")
+                             help="draw accuracy and loss against steps per method (default file: the table's, "
+                                  "RUN/eval-YYYYMMDD-HHMMSS.png)")
     eval_parser.set_defaults(handler=_eval_command)
     _add_analysis_parsers(commands)
     add_compare_parser(commands)
