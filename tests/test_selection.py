@@ -2,7 +2,10 @@
 and the frictions of issue 25: eval files kept, --version, one-line refusals (mlflow store, gradients plots)."""
 
 import json
+import os
 import shutil
+import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -110,6 +113,7 @@ def test_training_recomputes_statistics_before_each_validation(tmp_path):
     assert read_metrics(off.out)[-1]["val_loss"] != read_metrics(result.out)[-1]["val_loss"]
 
 
+@pytest.mark.slow
 def test_a_run_folder_written_before_the_recomputation_loads_and_resumes(tmp_path):
     model = rknet.load(FIXTURE_RUN)  # main at 5149055, norm=batch inside the blocks: the keys load strictly
     assert any(name.endswith("_running_mean") for name, _ in model.blocks.named_buffers())
@@ -149,6 +153,7 @@ def test_gradients_without_matplotlib_refuses_first_in_one_line(monkeypatch, cap
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and "matplotlib" in err
 
 
+@pytest.mark.slow  # importing mlflow takes seconds
 def test_mlflow_without_its_database_packages_is_refused_in_one_line(monkeypatch, tmp_path, capsys):
     pytest.importorskip("mlflow")
     import importlib.util
@@ -161,3 +166,18 @@ def test_mlflow_without_its_database_packages_is_refused_in_one_line(monkeypatch
     code, _, err = run_cli(["train", "--data", "circles", "--logger", "mlflow", "--out", tmp_path / "r"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "rknet[mlflow]" in err
     assert not (tmp_path / "r").exists()  # refused before the run folder is made
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_print_no_deprecation_warnings_of_ours(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(port), "-m", "rknet", "train", "--data", "circles", "--widths", "4,4", "--steps",
+               "1", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "ddp")]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Warning" not in done.stderr, done.stderr[-2000:]
+    assert done.stdout.count("test accuracy") == 1  # one line, from rank 0

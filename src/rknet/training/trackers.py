@@ -4,7 +4,9 @@ chosen, and installed through an extra (`rknet[wandb]`, `rknet[mlflow]`).
 
 Where the records go is the tracker's own business, set by its environment variables: W&B's `WANDB_MODE`
 (`offline` writes OUT/wandb/offline-run-*/, for `wandb sync` later), `WANDB_PROJECT` (default `rknet`),
-MLflow's `MLFLOW_TRACKING_URI` (default: MLflow's own). Runs of one group (`logger_group`, which
+MLflow's `MLFLOW_TRACKING_URI` (default: MLflow's own, `sqlite:///mlflow.db` since MLflow 3, which needs the
+sqlalchemy and alembic of `rknet[mlflow]`; without them, as with mlflow-skinny alone in `rknet[dev]`, the run is
+refused in one line before it starts: give a server, or a folder with `MLFLOW_ALLOW_FILE_STORE=true`). Runs of one group (`logger_group`, which
 `rknet compare` sets to the comparison's folder name) are a W&B group, and one MLflow experiment.
 A resumed run starts a new tracker run and logs the whole history again, as metrics.jsonl is rewritten.
 """
@@ -55,7 +57,7 @@ def _mlflow_store_ready(mlflow: Any) -> None:
     if database and missing:
         raise ValueError(f"--logger mlflow: the tracking store {uri} needs {' and '.join(missing)} (not installed "
                          "here): pip install 'rknet[mlflow]', or set MLFLOW_TRACKING_URI to a server "
-                         "(http://...) or a folder (file:./mlruns)")
+                         "(http://...), or to a folder (file:./mlruns) with MLFLOW_ALLOW_FILE_STORE=true")
 
 
 def check_tracker(name: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,14 @@ def build_model(config: TrainConfig, data: Dataset, level: int = 0) -> ODENet:
     return model
 
 
+# torch deprecates two APIs that data-parallel training uses as they are, with a FutureWarning on every rank of
+# every run that the user cannot act on: DDP's `broadcast_buffers=False` (its replacement still syncs buffers at
+# construction) and `torch.distributed.nn.functional.all_reduce`, batch norm's differentiable all-reduce of the
+# global statistics (its replacement lives in a private module).
+DDP_DEPRECATIONS = (r"`broadcast_buffers` is deprecated",
+                    r"torch\.distributed\.nn\.functional\.all_reduce is deprecated")
+
+
 def _level_start(config: TrainConfig, level: int) -> int:
     """The first epoch (1-based) of multilevel `level`."""
     return 1 + sum(config.level_epochs()[:level])
@@ -76,6 +85,8 @@ class _Run:
                                             start=(_level_start(config, level) - 1) * iterations_per_epoch)
         runner: torch.nn.Module = self.model
         if distributed.active():
+            for message in DDP_DEPRECATIONS:
+                warnings.filterwarnings("ignore", message=message, category=FutureWarning)
             runner = DistributedDataParallel(runner, broadcast_buffers=False)
         self.runner = torch.compile(runner, mode=config.compile_mode) if config.compile else runner
         if config.compile and device.type == "cuda":
