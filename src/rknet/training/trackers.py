@@ -6,7 +6,8 @@ Where the records go is the tracker's own business, set by its environment varia
 (`offline` writes OUT/wandb/offline-run-*/, for `wandb sync` later), `WANDB_PROJECT` (default `rknet`),
 MLflow's `MLFLOW_TRACKING_URI` (default: MLflow's own, `sqlite:///mlflow.db` since MLflow 3, which needs the
 sqlalchemy and alembic of `rknet[mlflow]`; without them, as with mlflow-skinny alone in `rknet[dev]`, the run is
-refused in one line before it starts: give a server, or a folder with `MLFLOW_ALLOW_FILE_STORE=true`). Runs of one group (`logger_group`, which
+refused in one line before it starts: give a server, or a folder with `MLFLOW_ALLOW_FILE_STORE=true`).
+Runs of one group (`logger_group`, which
 `rknet compare` sets to the comparison's folder name) are a W&B group, and one MLflow experiment.
 A resumed run starts a new tracker run and logs the whole history again, as metrics.jsonl is rewritten.
 """
