@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rknet.common import distributed
 from rknet.layers.norms import block_statistics_momentum
 from rknet.training.loop import autocast, memory_format
 
@@ -41,7 +42,9 @@ def recompute_batch_stats(model: nn.Module, x: torch.Tensor, batch_size: int, de
     """Replace every running batch-norm statistic of `model` by its cumulative average over the batches of
     `x` (train-mode forward passes, no gradients); returns the number of batches (0: nothing to recompute).
 
-    The modules' momenta and batch counters are restored afterwards, so training goes on as before.
+    The modules' momenta and batch counters are restored afterwards, so training goes on as before. Under
+    torchrun each process takes its share of every batch (batch norm all-reduces the statistics), so the
+    statistics are those of one process on the whole batches.
     """
     modules = batch_norm_modules(model)
     if not (modules or has_block_statistics(model)) or not len(x):
@@ -52,12 +55,12 @@ def recompute_batch_stats(model: nn.Module, x: torch.Tensor, batch_size: int, de
         m.reset_running_stats()
         m.momentum = None  # cumulative average: the k-th batch weighs 1/k
     model.train()
-    batches = 0
+    batches, rank, world = 0, distributed.rank(), distributed.world_size()
     try:
         for start in range(0, len(x), batch_size):
             batches += 1
             with block_statistics_momentum(1.0 / batches), autocast(device, precision):
-                model(memory_format(x[start:start + batch_size].to(device), channels_last))
+                model(memory_format(x[start:start + batch_size][rank::world].to(device), channels_last))
     finally:
         for m, (momentum, tracked) in zip(modules, saved):
             m.momentum = momentum
