@@ -178,8 +178,9 @@ def test_eval_rediscretises_with_several_methods_and_step_counts(tmp_path, capsy
     summary = json.loads((out / "summary.json").read_text())
     trained = next(line for line in lines if "(as trained)" in line)
     assert f"{100 * summary['test_acc']:.2f}%" in trained
-    # what it prints is saved: RUN/eval.json always, --out files as JSON or CSV, and the plot
-    saved = json.loads((out / "eval.json").read_text())
+    # what it prints is saved: RUN/eval-TIME.json always, --out files as JSON or CSV, and the plot
+    (first,) = out.glob("eval-*.json")
+    saved = json.loads(first.read_text())
     assert [(row["method"], row["steps"]) for row in saved] == [(m, n) for m in ("euler", "rk4") for n in (2, 4, 8)]
     for line, row in zip(lines, saved, strict=True):
         assert line.split()[:3] == [row["method"], str(row["steps"]), f"{100 * row['test_acc']:.2f}%"]
@@ -187,11 +188,12 @@ def test_eval_rediscretises_with_several_methods_and_step_counts(tmp_path, capsy
                                  str(tmp_path / "e.json"), "--out", str(tmp_path / "e.csv"), "--plot"], capsys)
     assert code == 0, err
     rows = json.loads((tmp_path / "e.json").read_text())
-    assert rows == json.loads((out / "eval.json").read_text()) and len(rows) == 2
+    (second,) = set(out.glob("eval-*.json")) - {first}  # the first evaluation's file is kept
+    assert rows == json.loads(second.read_text()) and len(rows) == 2 and json.loads(first.read_text()) == saved
     csv_lines = (tmp_path / "e.csv").read_text().splitlines()
     assert csv_lines[0] == "method,steps,rtol,test_acc,test_loss,evaluations_per_image,trained"
     assert csv_lines[2].startswith("rk4,2,,")  # no tolerance on a fixed grid
-    assert (out / "eval.png").read_bytes()[:4] == b"\x89PNG"
+    assert second.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"  # beside its table
     code, _, err = run_cli(["eval", str(out), "--out", str(tmp_path / "e.txt")], capsys)
     assert code == 2 and "must end in .json or .csv" in err
 

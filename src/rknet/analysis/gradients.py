@@ -65,11 +65,12 @@ def gradient_agreement(model: ODENet, x: torch.Tensor, labels: torch.Tensor,
 def format_agreement(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of `gradient_agreement`'s rows."""
     blocks = len(rows[0]["blocks"]) if rows else 0
-    lines = ["| method | steps | " + " | ".join(f"block {i}" for i in range(blocks)) + " | total |",
-             "|---" * (blocks + 3) + "|"]
+    lines = ["| method | steps per unit time | steps per block | "
+             + " | ".join(f"block {i}" for i in range(blocks)) + " | total |", "|---" * (blocks + 4) + "|"]
     for row in rows:
         cells = " | ".join(f"{value:.2e}" for value in row["blocks"])
-        lines.append(f"| {row['method']} | {row['steps']} | {cells} | {row['total']:.2e} |")
+        lines.append(f"| {row['method']} | {row['steps_per_unit_time']} | {row['steps']} | {cells} | "
+                     f"{row['total']:.2e} |")
     return "\n".join(lines)
 
 

@@ -51,6 +51,10 @@ OPTION_HELP = {
     "precision": "fp32, or bf16 autocast",
     "patience": "stop early once validation accuracy has not improved for this many epochs; the best model "
                 "is kept (default: never stop early)",
+    "select": "the model kept, tested and saved: best (highest validation accuracy; ties to the lower validation "
+              "loss, then the later epoch) or last (the last epoch's)",
+    "bn_recompute": "recompute batch-norm statistics over the first ROWS training rows before each validation "
+                    "(0: keep the running statistics; costs nothing without batch norm)",
     "compile": "torch.compile the network (drops the last partial batch)",
     "out": "output folder (default runs/DATA-METHOD-LAYER-TIME)",
     "time_reg": "weight of the time regulariser sum_k |theta_k+1 - theta_k|^2 / dt_k on kernels",

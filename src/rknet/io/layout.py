@@ -10,7 +10,7 @@ MODEL = "model.pt"  # the best-by-validation model: weights, network spec, train
 PRETRAINED = "pretrained"  # the best model again, shareable: the two files below (rknet.save_pretrained)
 SUMMARY = "summary.json"  # test figures and the configuration, once the run ends
 LOCK = ".lock"  # held while a process trains or resumes the run
-EVALUATION = "eval.json"  # the last `rknet eval` table
+EVALUATION = "eval-{stamp}.json"  # one `rknet eval` table per evaluation, stamp: UTC YYYYMMDD-HHMMSS
 COMPARE_LOG = "compare.log"  # the run's log when trained by `rknet compare`
 COMPARE_SIDECAR = "compare.json"  # what `rknet compare` measured around the run (memory, threads, load)
 

@@ -1,11 +1,15 @@
 """Normalisations used inside layers, written as functions of (parameters, state).
 
 A block evaluates its layer many times per forward pass (steps x stages); batch norm keeps one set of
-running statistics per evaluation, owned by the block, and passed in here as `BatchStats`.
+running statistics per evaluation, owned by the block, and passed in here as `BatchStats`. Those statistics
+follow `BATCH_MOMENTUM`, or the momentum set for a while by `block_statistics_momentum` (the recomputation of
+statistics before evaluation, `rknet.training.batch_stats`, sets 1/k for the k-th batch: a cumulative average).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +25,24 @@ BATCH_EPS = 1e-5
 BATCH_MOMENTUM = 0.1
 # The opening and connector batch norms of the reference implementation (DynamicBlocks) use eps 1e-4.
 REFERENCE_BATCH_EPS = 1e-4
+
+
+class _BlockMomentum:
+    """The momentum of the blocks' per-evaluation statistics: `BATCH_MOMENTUM` unless set for a while."""
+
+    value: float = BATCH_MOMENTUM
+
+
+@contextmanager
+def block_statistics_momentum(momentum: float) -> Iterator[None]:
+    """Update the blocks' per-evaluation running statistics with `momentum` (in (0, 1]) inside the context."""
+    if not 0 < momentum <= 1:
+        raise ValueError(f"a batch-norm momentum is in (0, 1], got {momentum!r}")
+    previous, _BlockMomentum.value = _BlockMomentum.value, momentum
+    try:
+        yield
+    finally:
+        _BlockMomentum.value = previous
 
 
 def check_norm(norm: str | None) -> str:
@@ -71,7 +93,7 @@ def apply_norm(norm: str, x: torch.Tensor, params: dict[str, torch.Tensor], pref
         return tv_norm(x, params[f"{prefix}_bias"])
     if norm == "batch":
         return batch_norm(x, stats.mean, stats.var, params[f"{prefix}_weight"], params[f"{prefix}_bias"],
-                          training, BATCH_MOMENTUM, BATCH_EPS)
+                          training, _BlockMomentum.value, BATCH_EPS)
     return x
 
 
@@ -111,7 +133,9 @@ def batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: 
 class BatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm for (N, C), (N, C, L) and (N, C, H, W) inputs, global-batch statistics under DDP.
 
-    Same parameters, buffers and state_dict keys as `nn.BatchNorm1d/2d`.
+    Same parameters, buffers and state_dict keys as `nn.BatchNorm1d/2d`; `momentum=None` is a cumulative
+    average over the batches seen since `reset_running_stats()`, as in torch (and its
+    `torch.optim.swa_utils.update_bn`).
     """
 
     def _check_input_dim(self, x: torch.Tensor) -> None:
@@ -122,5 +146,9 @@ class BatchNorm(nn.modules.batchnorm._BatchNorm):
         self._check_input_dim(x)
         if self.training and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
+        momentum = self.momentum
+        if momentum is None:  # cumulative average, as nn.BatchNorm: the k-th batch weighs 1/k
+            tracked = self.num_batches_tracked
+            momentum = 1.0 / float(tracked) if self.training and tracked is not None and tracked > 0 else 0.0
         return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
-                          self.momentum, self.eps)
+                          momentum, self.eps)

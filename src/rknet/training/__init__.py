@@ -3,8 +3,9 @@
 from rknet.training.checkpoint import CheckpointError
 from rknet.training.config import TrainConfig, read_config_file
 from rknet.training.evaluation import evaluate_run, format_table
+from rknet.training.finish import TrainResult
 from rknet.training.model_io import load
-from rknet.training.trainer import TrainingDiverged, TrainResult, train
+from rknet.training.trainer import TrainingDiverged, train
 
 __all__ = ["CheckpointError", "TrainConfig", "TrainResult", "TrainingDiverged", "evaluate_run",
            "format_table", "load", "read_config_file", "train"]

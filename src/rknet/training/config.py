@@ -20,6 +20,7 @@ from rknet.methods.registry import METHODS, is_tableau_file, resolve_method
 from rknet.methods.tableau import preset_name
 from rknet.network.spec import DEFAULTS, NetworkSpec
 from rknet.solvers.grid import INTERPOLATIONS, as_times, uniform_grid
+from rknet.training.selection import SELECTIONS
 from rknet.training.trackers import TRACKERS
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -35,7 +36,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "data": DATASETS, "layer": tuple(LAYERS), "method": (*METHODS, "FILE.toml"), "norm": NORMS,
     "activation": tuple(ACTIVATIONS), "interpolation": INTERPOLATIONS, "gradient": tuple(GRADIENTS),
     "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "level_schedule": LEVEL_SCHEDULES, "precision": PRECISIONS,
-    "device": DEVICES, "compile_mode": COMPILE_MODES, "logger": TRACKERS,
+    "device": DEVICES, "compile_mode": COMPILE_MODES, "logger": TRACKERS, "select": SELECTIONS,
 }
 BOOLEANS = ("nesterov", "compile", "channels_last", "fast")
 
@@ -78,6 +79,8 @@ class TrainConfig:
     milestones: list[int] | None = None
     epochs: int = 12
     patience: int | None = None
+    select: str = "best"
+    bn_recompute: int = 4096
     batch_size: int = 128
     time_reg: float = 0.0
     clip: float | None = None
@@ -176,7 +179,9 @@ class TrainConfig:
             finite_number("clip", self.clip, 0, strict=True)
         for name in BOOLEANS:
             boolean(name, getattr(self, name))
-        for name in ("optimizer", "schedule", "level_schedule", "precision", "device", "compile_mode"):
+        if not isinstance(self.bn_recompute, int) or isinstance(self.bn_recompute, bool) or self.bn_recompute < 0:
+            raise ValueError(f"bn_recompute must be a number of training rows >= 0 (0: off), got {self.bn_recompute!r}")
+        for name in ("optimizer", "schedule", "level_schedule", "precision", "device", "compile_mode", "select"):
             choice(name, getattr(self, name), CHOICES[name])
         if self.out is not None and (not isinstance(self.out, str) or not self.out.strip()):
             raise ValueError(f"out must be a folder name, got {self.out!r}")

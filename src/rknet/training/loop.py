@@ -53,7 +53,7 @@ class EpochResult:
     gradient_norms: dict[str, float]
 
 
-def _memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+def memory_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     """Images in channels_last layout when asked for; anything else unchanged."""
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
 
@@ -79,7 +79,7 @@ def train_epoch(runner: nn.Module, model: nn.Module, batches: Iterable, total: i
     gradient_norms: dict[str, float] = {}
     for index, (x_global, y_global) in enumerate(progress(batches, total, description, show_progress)):
         x, y = _local_shard(x_global, y_global)
-        x = _memory_format(x, options.channels_last)
+        x = memory_format(x, options.channels_last)
         with autocast(device, options.precision):
             logits = runner(x)
         loss_sum = F.cross_entropy(logits.float(), y, reduction="sum")
@@ -109,7 +109,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     model.eval()
     sums = torch.zeros(2, device=device)
     for start in range(0, len(x), batch_size):
-        xb, yb = _memory_format(x[start:start + batch_size], channels_last), y[start:start + batch_size]
+        xb, yb = memory_format(x[start:start + batch_size], channels_last), y[start:start + batch_size]
         with autocast(device, precision):
             logits = model(xb).float()
         sums += torch.stack([F.cross_entropy(logits, yb, reduction="sum"), (logits.argmax(1) == yb).sum()])

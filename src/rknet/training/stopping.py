@@ -1,7 +1,8 @@
 """Early stopping on validation accuracy (`--patience N`), as Keras' and Lightning's EarlyStopping do.
 
-Training stops once the validation accuracy has not improved (strictly) for `patience` epochs; the
-best-by-validation model, which the trainer keeps anyway, is the one tested and saved. The decision
+Training stops once no epoch has improved on the kept model for `patience` epochs, improvement meaning the
+`best` rule of `rknet.training.selection` (higher validation accuracy, or the same with a validation loss no
+higher); with `--select best` that model is the one tested and saved. The decision
 depends only on the epoch and the best epoch, both in the checkpoint, so a resumed run stops where an
 uninterrupted one would.
 """
@@ -22,7 +23,7 @@ def check_patience(patience: int | None, validation_samples: int) -> None:
 
 
 def patience_exhausted(patience: int | None, epoch: int, best_epoch: int) -> bool:
-    """Whether `patience` epochs have passed after epoch `best_epoch` (the best validation accuracy so far)
+    """Whether `patience` epochs have passed after epoch `best_epoch` (the best by validation so far)
     without a better one, counting up to `epoch`."""
     return patience is not None and epoch - best_epoch >= patience
 
@@ -35,5 +36,5 @@ def stop_record(patience: int | None, epochs: int, last_epoch: int, best: dict[s
         accuracy = "" if best["val_acc"] is None else f" ({100 * best['val_acc']:.2f}%)"
         record.update(reason=PATIENCE, message=(
             f"stopped early after epoch {last_epoch} of {epochs}: validation accuracy has not improved for "
-            f"{patience} epochs since epoch {best['epoch']}{accuracy}, whose model is kept"))
+            f"{patience} epochs since epoch {best['epoch']}{accuracy}, the best by validation"))
     return record

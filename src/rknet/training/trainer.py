@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,33 +18,22 @@ from rknet.common.checks import choice
 from rknet.common.cpu import use_threads
 from rknet.data import BatchLoader, Dataset, load_dataset
 from rknet.io.atomic import write_json
-from rknet.io.layout import CONFIG, MODEL, SUMMARY
+from rknet.io.layout import CONFIG
 from rknet.network.odenet import ODENet
+from rknet.training.batch_stats import recompute_batch_stats
 from rknet.training.checkpoint import load_checkpoint, save_checkpoint
 from rknet.training.config import DEVICES, TrainConfig
 from rknet.training.divergence import TrainingDiverged as TrainingDiverged
 from rknet.training.divergence import check_epoch_finite, diverged
+from rknet.training.finish import TrainResult, finish, parameters
 from rknet.training.loop import StepOptions, evaluate, train_epoch
 from rknet.training.metrics import MetricsLog, format_epoch
-from rknet.training.model_io import save_run_model
 from rknet.training.optim import make_optimizer, make_scheduler, sync_learning_rate
 from rknet.training.rng import restore_rng, rng_state
 from rknet.training.runfolder import claimed_run_folder, default_out
+from rknet.training.selection import improves, kept, no_best
 from rknet.training.stopping import check_patience, patience_exhausted, stop_record
-
-
-@dataclass
-class TrainResult:
-    """What a finished run produced; the same figures are in OUT/summary.json."""
-
-    out: Path
-    test_loss: float
-    test_acc: float
-    params: int
-    epochs: int
-    wall_seconds: float
-    device: str
-    model: ODENet
+from rknet.training.trackers import check_tracker
 
 
 def resolve_device(name: str) -> torch.device:
@@ -64,6 +53,14 @@ def build_model(config: TrainConfig, data: Dataset, level: int = 0) -> ODENet:
     for coarse, fine in zip(levels[:level], levels[1:level + 1]):
         model = model.refine(fine // coarse, controls=config.refines_controls())
     return model
+
+
+# torch deprecates two APIs that data-parallel training uses as they are, with a FutureWarning on every rank of
+# every run that the user cannot act on: DDP's `broadcast_buffers=False` (its replacement still syncs buffers at
+# construction) and `torch.distributed.nn.functional.all_reduce`, batch norm's differentiable all-reduce of the
+# global statistics (its replacement lives in a private module).
+DDP_DEPRECATIONS = (r"`broadcast_buffers` is deprecated",
+                    r"torch\.distributed\.nn\.functional\.all_reduce is deprecated")
 
 
 def _level_start(config: TrainConfig, level: int) -> int:
@@ -88,6 +85,8 @@ class _Run:
                                             start=(_level_start(config, level) - 1) * iterations_per_epoch)
         runner: torch.nn.Module = self.model
         if distributed.active():
+            for message in DDP_DEPRECATIONS:
+                warnings.filterwarnings("ignore", message=message, category=FutureWarning)
             runner = DistributedDataParallel(runner, broadcast_buffers=False)
         self.runner = torch.compile(runner, mode=config.compile_mode) if config.compile else runner
         if config.compile and device.type == "cuda":
@@ -98,7 +97,7 @@ class _Run:
 
 def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | Path | None = None,
           epochs: int | None = None, show_progress: bool | None = None,
-          log: Callable[[str], None] = print) -> TrainResult:
+          log: Callable[[str], None] = print, verbose: bool = False) -> TrainResult:
     """Train an ODENet as configured (or continue the run in folder `resume`) and return the result.
 
     With `resume`, `epochs` extends the run (finished or not) to that many epochs in all: the learning-rate
@@ -106,7 +105,8 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
     reached (a cosine schedule that had decayed to zero rises to where the longer schedule stands).
 
     Writes to the run folder: config.json, metrics.jsonl, checkpoint.pt (every epoch, atomically), model.pt
-    (best-by-validation weights; also as pretrained/model.safetensors + config.json) and summary.json.
+    (the selected model, `select`; also as pretrained/model.safetensors + config.json) and summary.json.
+    `log` gets the progress lines; with `verbose` (as `rknet train`) also the whole configuration.
     Raises TrainingDiverged on a non-finite loss.
     Under `torchrun` it trains data-parallel; only rank 0 writes files and logs.
     """
@@ -126,15 +126,17 @@ def train(config: TrainConfig | dict[str, Any] | None = None, *, resume: str | P
                              f"got {config!r}")
         config = (config if isinstance(config, TrainConfig)
                   else TrainConfig.from_dict(config or {})).validate().resolved()
+        if config.logger is not None:
+            check_tracker(config.logger)  # before the run folder is made
         if distributed.launched_by_torchrun() and config.out is None:
             raise ValueError("under torchrun give --out, so that every process uses the same run folder")
         folder = Path(config.out) if config.out else default_out(config)
     with claimed_run_folder(folder, new=checkpoint is None):
-        return _train_in(folder, config, checkpoint, started, show_progress, log)
+        return _train_in(folder, config, checkpoint, started, show_progress, log, verbose)
 
 
 def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | None, started: float,
-              show_progress: bool | None, log: Callable[[str], None]) -> TrainResult:
+              show_progress: bool | None, log: Callable[[str], None], verbose: bool) -> TrainResult:
     """`train`'s work once the run folder is claimed."""
     device = distributed.setup(resolve_device(config.device))
     threads, threads_source = use_threads(config.threads)
@@ -156,7 +158,7 @@ def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | No
     run = _Run(config, build_model(config, data, level), level, len(loader), device)
     history: list[dict[str, Any]] = []
     refinements: list[dict[str, Any]] = []
-    best: dict[str, Any] = {"val_acc": None, "epoch": 0, "state": None}
+    best = no_best()
     first_epoch, elapsed_before = 1, 0.0
     if checkpoint is not None:
         run.model.load_state_dict(checkpoint["model"])
@@ -171,8 +173,9 @@ def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | No
             write_json(folder / CONFIG, config.to_dict())
     elif main_process:
         write_json(folder / CONFIG, config.to_dict())
-        log("configuration:\n" + json.dumps(config.to_dict(), indent=2))
-    log(f"{_parameters(run.model):,} parameters, {data.name} data: {len(data.x_train)} train / {len(data.x_val)} "
+        if verbose:
+            log("configuration:\n" + json.dumps(config.to_dict(), indent=2))
+    log(f"{parameters(run.model):,} parameters, {data.name} data: {len(data.x_train)} train / {len(data.x_val)} "
         f"val / {len(data.x_test)} test, device {device} x {distributed.world_size()} process(es), "
         f"{threads} torch thread(s) ({threads_source}), output {folder}")
     metrics = MetricsLog(folder, history, config.to_dict()) if main_process else None
@@ -183,14 +186,12 @@ def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | No
             if run.level + 1 < len(config.levels()) and epoch == _level_start(config, run.level + 1):
                 run.model.load_state_dict(best["state"])  # the level's best-by-validation network
                 run = _refine(run, config, data, device, len(loader), epoch, refinements, log)
-                best = {"val_acc": None, "epoch": 0, "state": None}
+                best = no_best()
             record = _run_epoch(epoch, config, run, loader, data, device, show_progress)
             check_epoch_finite(epoch, record, run.model)
             history.append(record)
-            # Best by validation accuracy; without a validation split, the latest model.
-            if record["val_acc"] is None or best["state"] is None or record["val_acc"] > best["val_acc"]:
-                best = {"val_acc": record["val_acc"], "epoch": epoch,
-                        "state": {k: v.detach().clone() for k, v in run.model.state_dict().items()}}
+            if improves(record, best):  # without a validation split, the latest model
+                best = kept(record, run.model)
             if main_process:
                 save_checkpoint({
                     "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
@@ -201,11 +202,13 @@ def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | No
                     "wall_seconds": elapsed_before + time.perf_counter() - started}, folder)
                 metrics.append(record)
             log(format_epoch(record, config.epochs))
-        stopped = stop_record(config.patience, config.epochs, history[-1]["epoch"] if history else 0, best)
+        last_epoch = history[-1]["epoch"] if history else 0
+        stopped = stop_record(config.patience, config.epochs, last_epoch, best)
         if "message" in stopped:
             log(stopped["message"])
-        result = _finish(folder, config, run.model, best, data, device, refinements,
-                         elapsed_before + time.perf_counter() - started, log, metrics, stopped)
+        result = finish(folder, config, run.model, best, last_epoch, data, device,
+                        elapsed_before + time.perf_counter() - started, log, metrics,
+                        {"refinements": refinements, "stopped": stopped})
     finally:
         if metrics is not None:
             metrics.close()
@@ -215,10 +218,6 @@ def _train_in(folder: Path, config: TrainConfig, checkpoint: dict[str, Any] | No
 
 def _silent(line: str) -> None:
     """The log of processes other than rank 0."""
-
-
-def _parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def _refine(run: _Run, config: TrainConfig, data: Dataset, device: torch.device, iterations_per_epoch: int,
@@ -238,9 +237,9 @@ def _refine(run: _Run, config: TrainConfig, data: Dataset, device: torch.device,
     after = accuracy(run.model)
     steps_after = run.model.spec.num_steps
     refinements.append({"epoch": epoch, "steps_before": steps_before, "steps_after": steps_after,
-                        "val_acc_before": before, "val_acc_after": after, "params": _parameters(run.model)})
+                        "val_acc_before": before, "val_acc_after": after, "params": parameters(run.model)})
     log(f"refined {steps_before} -> {steps_after} steps per block before epoch {epoch}: {split} accuracy "
-        f"{100 * before:.2f}% before, {100 * after:.2f}% right after ({_parameters(run.model):,} parameters)")
+        f"{100 * before:.2f}% before, {100 * after:.2f}% right after ({parameters(run.model):,} parameters)")
     return run
 
 
@@ -262,6 +261,9 @@ def _run_epoch(epoch: int, config: TrainConfig, run: _Run, loader: BatchLoader, 
         if not math.isfinite(result.loss):
             raise diverged(epoch, f"the loss is {result.loss}")
         val_loss = val_acc = None
+        if config.bn_recompute:  # statistics of this epoch's weights, not the trailing running averages
+            recompute_batch_stats(run.model, data.x_train[:config.bn_recompute], config.batch_size, device,
+                                  config.precision, config.channels_last)
         if len(data.x_val):
             val_loss, val_acc = evaluate(run.model, data.x_val, data.y_val, config.batch_size * 4, device,
                                          config.precision, config.channels_last)
@@ -274,27 +276,3 @@ def _run_epoch(epoch: int, config: TrainConfig, run: _Run, loader: BatchLoader, 
         record["time_reg"] = result.time_reg
     record.update({f"grad_norm/{name}": value for name, value in result.gradient_norms.items()})
     return record
-
-
-def _finish(folder: Path, config: TrainConfig, model: ODENet, best: dict[str, Any], data: Dataset,
-            device: torch.device, refinements: list[dict[str, Any]], wall_seconds: float, log,
-            metrics: MetricsLog | None, stopped: dict[str, Any]) -> TrainResult:
-    """Test the best model; rank 0 (the process with `metrics`) writes model.pt and summary.json."""
-    model.load_state_dict(best["state"])
-    test_loss, test_acc = evaluate(model, data.x_test, data.y_test, config.batch_size * 4, device,
-                                   config.precision, config.channels_last)
-    params = _parameters(model)
-    summary = {"test_loss": test_loss, "test_acc": test_acc, "params": params, "epochs": config.epochs,
-               "best_epoch": best["epoch"], "best_val_acc": best["val_acc"], "wall_seconds": wall_seconds,
-               "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
-               "processes": distributed.world_size(), "threads": torch.get_num_threads(),
-               "refinements": refinements, "stopped": stopped,
-               "config": config.to_dict()}
-    if metrics is not None:
-        save_run_model(folder, model, config.to_dict())
-        write_json(folder / SUMMARY, summary)
-        metrics.summary(summary)
-    log(f"test accuracy {100 * test_acc:.2f}% (loss {test_loss:.4f}) with the epoch-{best['epoch']} model; "
-        f"{wall_seconds:.1f}s in all; saved {folder / MODEL}")
-    return TrainResult(folder, test_loss, test_acc, params, config.epochs, wall_seconds, summary["device"],
-                       model.eval())
