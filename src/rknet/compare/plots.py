@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rknet.common.figures import agg_figure, save_figure
+from rknet.compare.paired import PairedDifference
+from rknet.compare.paired_plot import DIFFERENCES, plot_paired_differences
 from rknet.compare.plan import plural, varying_phrases, widths_text
 from rknet.compare.results import SettingResult
 
@@ -65,7 +67,7 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
     from matplotlib.transforms import ScaledTranslation
 
     done = [r for r in results if r.test_acc]
-    methods = list(dict.fromkeys(r.setting.method for r in results))
+    methods = list(dict.fromkeys(r.setting.method_label for r in results))
     layers = list(dict.fromkeys(r.setting.layer for r in results))
     colours = _colours(methods)
     label = _varying(results)
@@ -77,16 +79,16 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
     for result, x in zip(done, xs):
         shift = 0.0
         if dodge and x in shared:  # moved on the page only: x stays the true value, marked by a dotted line
-            shift = DODGE_POINTS * (methods.index(result.setting.method) - (len(methods) - 1) / 2)
+            shift = DODGE_POINTS * (methods.index(result.setting.method_label) - (len(methods) - 1) / 2)
         std = result.acc_std
         ax.errorbar(x, 100 * result.acc_mean, yerr=None if std is None else 100 * std,
-                    color=colours[result.setting.method], marker=MARKERS[layers.index(result.setting.layer)
+                    color=colours[result.setting.method_label], marker=MARKERS[layers.index(result.setting.layer)
                                                                      % len(MARKERS)],
                     markersize=7, capsize=4, linestyle="none", markeredgecolor="black", markeredgewidth=0.5,
                     transform=ax.transData + ScaledTranslation(shift / 72, 0, figure.dpi_scale_trans))
         spread = 0.0 if std is None else 100 * std
         ax.update_datalim([(x, 100 * result.acc_mean - spread), (x, 100 * result.acc_mean + spread)])
-        points.append(((x, 100 * result.acc_mean), label(result), colours[result.setting.method], shift))
+        points.append(((x, 100 * result.acc_mean), label(result), colours[result.setting.method_label], shift))
     ax.autoscale_view()
     if dodge:
         _mark_shared(ax, sorted(shared), integer_x)
@@ -198,7 +200,7 @@ def plot_learning_curves(results: list[SettingResult], path: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     done = [r for r in results if r.curves]
-    methods = list(dict.fromkeys(r.setting.method for r in results))
+    methods = list(dict.fromkeys(r.setting.method_label for r in results))
     colours = _colours(methods)
     groups: dict[tuple, list[SettingResult]] = {}
     for result in done:
@@ -216,7 +218,7 @@ def plot_learning_curves(results: list[SettingResult], path: Path) -> Path:
         for result in members:
             mean, std = result.curve()
             epochs = list(range(1, len(mean) + 1))
-            colour = colours[result.setting.method]
+            colour = colours[result.setting.method_label]
             ax.plot(epochs, [100 * m for m in mean], color=colour, marker="o", markersize=3)
             if std is not None:
                 ax.fill_between(epochs, [100 * (m - s) for m, s in zip(mean, std)],
@@ -243,8 +245,11 @@ def plot_learning_curves(results: list[SettingResult], path: Path) -> Path:
     return save_figure(figure, path)
 
 
-def draw_all(results: list[SettingResult], out: Path) -> dict[str, Path]:
-    """All three figures in `out`; keys: params, time, curves."""
-    return {"params": plot_accuracy_vs_params(results, out / ACC_VS_PARAMS),
-            "time": plot_accuracy_vs_time(results, out / ACC_VS_TIME),
-            "curves": plot_learning_curves(results, out / CURVES)}
+def draw_all(results: list[SettingResult], out: Path, differences: list[PairedDifference] = ()) -> dict[str, Path]:
+    """The figures in `out`; keys: params, time, curves, and differences when there are paired differences."""
+    plots = {"params": plot_accuracy_vs_params(results, out / ACC_VS_PARAMS),
+             "time": plot_accuracy_vs_time(results, out / ACC_VS_TIME),
+             "curves": plot_learning_curves(results, out / CURVES)}
+    if differences:
+        plots["differences"] = plot_paired_differences(list(differences), out / DIFFERENCES)
+    return plots
