@@ -61,7 +61,7 @@ def _legends(figure, methods: list[str], layers: list[str], colours: dict[str, s
 
 
 def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float], xlabel: str, title: str,
-             path: Path, dodge: bool, integer_x: bool) -> Path:
+             path: Path, dodge: bool, integer_x: bool, from_zero: bool = False) -> Path:
     """Mean test accuracy (%) against x, error bars = sample std over seeds, colour/marker legends."""
     from matplotlib.ticker import FuncFormatter
     from matplotlib.transforms import ScaledTranslation
@@ -99,7 +99,9 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
     else:
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v, integer_x)))
-    if xs and len(set(xs)) == 1:
+    if from_zero and ax.get_xscale() == "linear":
+        ax.set_xlim(0, max(xs, default=1.0) * 1.08)  # differences in time read as ratios
+    elif xs and len(set(xs)) == 1:
         ax.set_xlim(xs[0] * 0.9, xs[0] * 1.1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
@@ -109,6 +111,8 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
     subtitle = f"mean over {_seeds_text(seeds)}; error bars: ± 1 std over seeds (cut off at 100 %)"
     if seeds == {1}:
         subtitle = "one seed per setting: no error bars"
+    if from_zero and any(r.contended for r in done):
+        subtitle += "\ntimes taken under contention (other work competed for the cores): inflated, unreliable"
     if dodge and shared:
         subtitle += "\nmethods with equal counts are spread sideways around the dotted line at their count"
     ax.set_title(f"{title}\n{subtitle}", fontsize=10)
@@ -191,7 +195,7 @@ def plot_accuracy_vs_params(results: list[SettingResult], path: Path) -> Path:
 def plot_accuracy_vs_time(results: list[SettingResult], path: Path) -> Path:
     return _scatter(results, lambda r: statistics.fmean(r.wall_seconds),
                     "training time per run (s, wall clock, mean over seeds)", "Test accuracy vs training time",
-                    path, dodge=False, integer_x=False)
+                    path, dodge=False, integer_x=False, from_zero=True)
 
 
 def plot_learning_curves(results: list[SettingResult], path: Path) -> Path:
@@ -209,7 +213,7 @@ def plot_learning_curves(results: list[SettingResult], path: Path) -> Path:
     panels = max(1, len(groups))
     columns = min(panels, 3)
     rows = math.ceil(panels / columns)
-    figure = agg_figure((4.2 * columns + 1.6, 3.3 * rows + 0.6))
+    figure = agg_figure((max(7.0, 4.2 * columns + 0.6), 3.3 * rows + 1.4))
     axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
     for ax in axes[panels:]:
         ax.set_visible(False)
@@ -236,12 +240,12 @@ def plot_learning_curves(results: list[SettingResult], path: Path) -> Path:
         axes[0].text(0.5, 0.5, "no completed runs", ha="center", va="center", transform=axes[0].transAxes)
     seeds = {len(r.curves) for r in done} or {0}
     band = "" if seeds == {1} else "; band: ± 1 std over seeds"
-    figure.suptitle(f"Learning curves: {metric} accuracy per epoch, mean over {_seeds_text(seeds)}{band}",
+    figure.suptitle(f"Learning curves: {metric} accuracy per epoch\nmean over {_seeds_text(seeds)}{band}",
                     fontsize=10)
     from matplotlib.lines import Line2D
 
     figure.legend(handles=[Line2D([], [], color=colours[m], marker="o", markersize=3, label=m) for m in methods],
-                  title="method", loc="outside right upper")
+                  title="method", loc="outside lower center", ncols=min(len(methods), 6))  # clear of the title
     return save_figure(figure, path)
 
 
