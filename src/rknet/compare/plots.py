@@ -100,7 +100,7 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v, integer_x)))
     if from_zero and ax.get_xscale() == "linear":
-        ax.set_xlim(0, max(xs, default=1.0) * 1.08)  # differences in time read as ratios
+        ax.set_xlim(0, max(xs, default=1.0) * 1.15)  # from zero: differences in time read as ratios
     elif xs and len(set(xs)) == 1:
         ax.set_xlim(xs[0] * 0.9, xs[0] * 1.1)
     ax.set_xlabel(xlabel)
@@ -112,7 +112,7 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
     if seeds == {1}:
         subtitle = "one seed per setting: no error bars"
     if from_zero and any(r.contended for r in done):
-        subtitle += "\ntimes taken under contention (other work competed for the cores): inflated, unreliable"
+        subtitle += "\ntimes taken under contention: inflated, unreliable (see the report)"
     if dodge and shared:
         subtitle += "\nmethods with equal counts are spread sideways around the dotted line at their count"
     ax.set_title(f"{title}\n{subtitle}", fontsize=10)
@@ -141,7 +141,31 @@ def _leading(value: float) -> int:
 
 
 _LABEL_OFFSETS = ((6, 4, "left", "bottom"), (6, -4, "left", "top"), (-6, 4, "right", "bottom"),
-                  (-6, -4, "right", "top"), (0, 9, "center", "bottom"), (0, -9, "center", "top"))
+                  (-6, -4, "right", "top"), (0, 9, "center", "bottom"), (0, -9, "center", "top"),
+                  (0, 20, "center", "bottom"), (0, -20, "center", "top"), (12, 14, "left", "bottom"),
+                  (-12, -14, "right", "top"))
+SAME_LABEL_PIXELS = 40  # points this close (on the page) that carry the same label get one label between them
+
+
+def _merge_labels(figure, ax, points: list[tuple[tuple[float, float], str, object, float]]) -> list:
+    """Points with the same label text lying close together on the page (e.g. the methods spread around one
+    parameter count) share one grey label at the middle one, instead of repeating it over each other."""
+    def page(point):
+        (x, y), _, _, shift = point
+        px, py = ax.transData.transform((x, y))
+        return px + shift * figure.dpi / 72, py
+
+    merged, used = [], set()
+    for i, point in enumerate(points):
+        if i in used:
+            continue
+        group = [j for j in range(i, len(points)) if j not in used and points[j][1] == point[1] and
+                 all(abs(a - b) < SAME_LABEL_PIXELS for a, b in zip(page(points[j]), page(point)))]
+        used.update(group)
+        middle = points[group[len(group) // 2]]
+        merged.append(middle if len(group) == 1 else (middle[0], middle[1], "0.25", middle[3]))
+    return merged
+
 
 
 def _place_labels(figure, ax, points: list[tuple[tuple[float, float], str, object, float]]) -> None:
@@ -158,7 +182,7 @@ def _place_labels(figure, ax, points: list[tuple[tuple[float, float], str, objec
         cx += shift * figure.dpi / 72
         taken.append((cx - 5, cy - 5, cx + 5, cy + 5))
     inside = ax.get_window_extent(renderer)
-    for (x, y), text, colour, shift in points:
+    for (x, y), text, colour, shift in _merge_labels(figure, ax, points):
         if not text:
             continue
         best = None
