@@ -123,7 +123,7 @@ def plot_stability_regions(methods: str | ButcherTableau | Sequence[str | Butche
         ax.set_title("Stability regions |R(hλ)| ≤ 1 (shaded; line: |R(hλ)| = 1)")
         figure.legend(handles=handles, loc="outside lower center", ncols=1 if len(groups) > 3 else len(groups))
         return save_figure(figure, path)
-    figure, axes = _new_figure(len(groups), (4.3, 4.3))
+    figure, axes = _new_figure(len(groups), (3.6, 3.6))
     for index, (ax, group) in enumerate(zip(axes, groups, strict=False)):
         for other in groups:
             if other is not group:
