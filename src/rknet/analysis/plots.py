@@ -18,7 +18,7 @@ import torch
 from rknet.analysis.spectrum import BlockSpectrum
 from rknet.analysis.stability import group_by_stability, is_stable, stability_grid
 from rknet.analysis.trajectories import feature_trajectories, inference, logits_after_block
-from rknet.common.figures import agg_figure, save_figure
+from rknet.common.figures import agg_figure, require_matplotlib, save_figure
 from rknet.methods.imex_pairs import IMEX_PAIRS, get_imex_pair
 from rknet.methods.tableau import ButcherTableau, get_tableau
 from rknet.network.odenet import ODENet
@@ -105,6 +105,7 @@ def plot_stability_regions(methods: str | ButcherTableau | Sequence[str | Butche
     tableaus = [tableau for method in ([methods] if from_one else methods) for tableau in _tableaus(method)]
     if not tableaus:
         raise ValueError("methods must hold at least one method name or ButcherTableau, got none")
+    require_matplotlib()  # PlotsUnavailable naming the extra, before the imports below
     from matplotlib import colormaps
     from matplotlib.patches import Patch
 
