@@ -198,7 +198,8 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
                      "VmHWM): on Linux the worker releases freed memory and resets that mark before each run, "
                      "elsewhere each run gets a fresh process. It covers the data set, model, activations kept "
                      "for the backward pass and optimiser state, plus any library code a run touches first (a "
-                     "few MB); not the Python and torch start-up (each worker warms up before its first run). "
+                     "few MB); not the Python and torch start-up, nor one-time allocations of the data set "
+                     "(each worker trains one unmeasured epoch of its first run's configuration before it). "
                      "For a resumed run it covers the resumed part only.")
     if CUDA_MEMORY in sources:
         lines.append("- Peak memory on CUDA is `torch.cuda.max_memory_allocated` of the run's process (tensors "
