@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,12 +18,13 @@ import torch
 from rknet.analysis.spectrum import BlockSpectrum
 from rknet.analysis.stability import group_by_stability, is_stable, stability_grid
 from rknet.analysis.trajectories import feature_trajectories, inference, logits_after_block
-from rknet.common.figures import agg_figure, save_figure
+from rknet.common.figures import agg_figure, require_matplotlib, save_figure
 from rknet.methods.imex_pairs import IMEX_PAIRS, get_imex_pair
 from rknet.methods.tableau import ButcherTableau, get_tableau
 from rknet.network.odenet import ODENet
 
 REGION_RE = (-5.0, 1.0)
+REGION_RE_IMPLICIT = (-5.0, 3.0)  # backward Euler's unstable disc |1 - z| < 1 reaches Re = 2
 REGION_IM = (-3.5, 3.5)
 REGION_ALPHA = 0.18
 LINESTYLES = ("-", "--", ":", "-.")
@@ -70,11 +72,12 @@ def _complex_plane(ax, re: Sequence[float], im: Sequence[float]) -> None:
 
 
 def _draw_region(ax, tableau: ButcherTableau, re: Sequence[float], im: Sequence[float], resolution: int,
-                 colour, linestyle: str = "-", alpha: float = REGION_ALPHA) -> None:
-    """Shade |R(z)| <= 1 and outline |R(z)| = 1; outlines sit above every fill, points above both."""
+                 colour, linestyle: str = "-", alpha: float | None = REGION_ALPHA, linewidth: float = 1.6) -> None:
+    """Shade |R(z)| <= 1 (unless alpha is None) and outline |R(z)| = 1; outlines sit above every fill."""
     real, imag, magnitude = (grid.numpy() for grid in stability_grid(tableau, re, im, resolution))
-    ax.contourf(real, imag, magnitude, levels=[0, 1], colors=[colour], alpha=alpha, zorder=1)
-    ax.contour(real, imag, magnitude, levels=[1], colors=[colour], linestyles=[linestyle], linewidths=1.6,
+    if alpha is not None:
+        ax.contourf(real, imag, magnitude, levels=[0, 1], colors=[colour], alpha=alpha, zorder=1)
+    ax.contour(real, imag, magnitude, levels=[1], colors=[colour], linestyles=[linestyle], linewidths=linewidth,
                zorder=2)
 
 
@@ -88,31 +91,49 @@ def _describe(group: Sequence[ButcherTableau]) -> str:
 
 
 def plot_stability_regions(methods: str | ButcherTableau | Sequence[str | ButcherTableau],
-                           path: str | os.PathLike, re: Sequence[float] = REGION_RE,
+                           path: str | os.PathLike, re: Sequence[float] | None = None,
                            im: Sequence[float] = REGION_IM, resolution: int = 400) -> Path:
-    """Overlay the stability regions |R(h lambda)| <= 1 of several methods (names or tableaus); save a PNG.
+    """The stability regions |R(h lambda)| <= 1 of several methods (names or tableaus); save a PNG.
 
     Methods with the same stability function (e.g. every 2-stage method of order 2) have the same region:
-    it is drawn once, with one legend entry naming them all.
+    it is drawn once, named after them all. Explicit methods' bounded regions share one panel; with an
+    implicit method (unbounded regions, whose fills would pile up) each region gets its own panel, the
+    others' boundaries in grey. `re` defaults to [-5, 1], or [-5, 3] with an implicit method, so that
+    unstable discs to the right of the imaginary axis (backward Euler's |1 - z| < 1) show whole.
     """
     from_one = isinstance(methods, (str, ButcherTableau))
     tableaus = [tableau for method in ([methods] if from_one else methods) for tableau in _tableaus(method)]
     if not tableaus:
         raise ValueError("methods must hold at least one method name or ButcherTableau, got none")
-    figure, (ax,) = _new_figure(1, (7.5, 7.0))
+    require_matplotlib()  # PlotsUnavailable naming the extra, before the imports below
     from matplotlib import colormaps
     from matplotlib.patches import Patch
 
-    colours = colormaps["tab10"].colors
-    handles = []
-    for index, group in enumerate(group_by_stability(tableaus)):
-        colour, style = colours[index % len(colours)], LINESTYLES[index % len(LINESTYLES)]
-        _draw_region(ax, group[0], re, im, resolution, colour, style)
-        handles.append(Patch(facecolor=(*colour, REGION_ALPHA), edgecolor=colour, linestyle=style,
-                             linewidth=1.6, label=_describe(group)))
-    _complex_plane(ax, re, im)
-    ax.set_title("Stability regions |R(hλ)| ≤ 1 (shaded; line: |R(hλ)| = 1)")
-    ax.legend(handles=handles, loc="upper left", framealpha=0.9)
+    explicit = all(tableau.explicit for tableau in tableaus)
+    re = (REGION_RE if explicit else REGION_RE_IMPLICIT) if re is None else re
+    groups, colours = group_by_stability(tableaus), colormaps["tab10"].colors
+    if explicit or len(groups) == 1:
+        figure, (ax,) = _new_figure(1, (7.5, 7.0))
+        handles = []
+        for index, group in enumerate(groups):
+            colour, style = colours[index % len(colours)], LINESTYLES[index % len(LINESTYLES)]
+            _draw_region(ax, group[0], re, im, resolution, colour, style)
+            handles.append(Patch(facecolor=(*colour, REGION_ALPHA), edgecolor=colour, linestyle=style,
+                                 linewidth=1.6, label=_describe(group)))
+        _complex_plane(ax, re, im)
+        ax.set_title("Stability regions |R(hλ)| ≤ 1 (shaded; line: |R(hλ)| = 1)")
+        figure.legend(handles=handles, loc="outside lower center", ncols=1 if len(groups) > 3 else len(groups))
+        return save_figure(figure, path)
+    figure, axes = _new_figure(len(groups), (3.6, 3.6))
+    for index, (ax, group) in enumerate(zip(axes, groups, strict=False)):
+        for other in groups:
+            if other is not group:
+                _draw_region(ax, other[0], re, im, resolution, "0.6", alpha=None, linewidth=0.8)
+        _draw_region(ax, group[0], re, im, resolution, colours[index % len(colours)], alpha=0.35)
+        _complex_plane(ax, re, im)
+        ax.set_title(textwrap.fill(_describe(group), 42), fontsize=9)
+    figure.suptitle("Stability regions |R(hλ)| ≤ 1: shaded, bounded by the coloured line; grey lines: the other "
+                    "panels' boundaries", fontsize=10)
     return save_figure(figure, path)
 
 

@@ -95,6 +95,9 @@ def add_compare_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=_seeds,
                         help="seeds per setting: N means 0 .. N-1, a comma list names them "
                              f"(default {_default('seeds')})")
+    parser.add_argument("--baseline", metavar="METHOD",
+                        help="compare every other method with this one seed by seed: paired differences in test "
+                             "accuracy with a 95 %% confidence interval over seeds (needs --seeds >= 2)")
     parser.add_argument("--workers", type=positive, help=f"runs trained at a time, each in its own process "
                         f"(default {_default('workers')})")
     parser.add_argument("--threads", type=positive,
@@ -133,7 +136,7 @@ def _add_launcher_options(parser: argparse.ArgumentParser) -> None:
 
 
 AXES = ("data", "methods", "layers", "steps", "control_steps", "widths", "seeds", "workers", "threads", "launcher",
-        "out")
+        "out", "baseline")
 
 
 def spec_from_args(args: argparse.Namespace) -> CompareSpec:

@@ -72,3 +72,19 @@ def fixed_options(options: Any) -> dict[str, Any]:
             raise ValueError(f"option {key!r} is not supported by compare; vary steps and control_steps instead")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     return option_table(options, known - set(GRID_FIELDS) - set(UNSUPPORTED_FIELDS))
+
+
+def baseline(value: Any, methods: Sequence[str], seed_count: int, keep_case: Callable[[str], bool]) -> str | None:
+    """The baseline method (normalised like the methods), one of `methods`, with at least 2 seeds to pair;
+    ValueError naming what is needed."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"baseline must name one of the methods, got {value!r}")
+    chosen = value.strip() if keep_case(value.strip()) else value.strip().lower()
+    if chosen not in methods:
+        raise ValueError(f"baseline {chosen!r} is not among the methods compared ({', '.join(methods)})")
+    if seed_count < 2:
+        raise ValueError("--baseline compares methods seed by seed with a confidence interval over seeds: it needs "
+                         f"--seeds >= 2 (got {seed_count})")
+    return chosen

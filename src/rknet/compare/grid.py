@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rknet.common.figures import PlotsUnavailable, require_matplotlib
 from rknet.compare.launchers import make_launcher
 from rknet.compare.machine import THREADS_DEFAULT, Threads, cores, resolve_threads
+from rknet.compare.paired import DIFFERENCE_COLUMNS, PairedDifference, difference_row, paired_differences
+from rknet.compare.paired_report import difference_line
 from rknet.compare.plan import CompareSpec, Run, plan, plural
 from rknet.compare.plots import draw_all
 from rknet.compare.report import write_report
@@ -31,6 +33,7 @@ class CompareResults:
     csv: Path
     report: Path
     plots: dict[str, Path]
+    differences: list[PairedDifference] = field(default_factory=list)  # to spec.baseline, when given
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -76,11 +79,16 @@ def run_grid(spec: CompareSpec | dict[str, Any], *, show_progress: bool | None =
         log(f"compare: {plots_missing}; the report will have no plots")
     outcomes = execute(runs, launcher, threads, spec.workers, show_progress, log)
     results = collect(runs)
-    csv = write_csv(results, out / RESULTS_CSV)
-    plots = {} if plots_missing else draw_all(results, out)
-    report = write_report(out / REPORT, spec, results, outcomes, plots, threads)
+    differences = [] if spec.baseline is None else paired_differences(results, spec.baseline)
+    by_setting = {d.result.setting: d for d in differences}
+    csv = write_csv(results, out / RESULTS_CSV, DIFFERENCE_COLUMNS if spec.baseline else (),
+                    lambda result: difference_row(by_setting.get(result.setting)))
+    plots = {} if plots_missing else draw_all(results, out, differences)
+    report = write_report(out / REPORT, spec, results, outcomes, plots, threads, differences)
     log(f"wrote {report}, {csv} and {len(plots)} plots")
-    return CompareResults(spec, runs, outcomes, results, csv, report, plots)
+    for difference in differences:
+        log(f"compare: {difference_line(difference)}")
+    return CompareResults(spec, runs, outcomes, results, csv, report, plots, differences)
 
 
 def _plots_missing() -> str | None:

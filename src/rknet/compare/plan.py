@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rknet.compare.axes import fixed_options, names, positive_ints, seeds, sequence, widths_lists
+from rknet.compare.axes import baseline, fixed_options, names, positive_ints, seeds, sequence, widths_lists
 from rknet.compare.resources import LAUNCHERS, Resources
 from rknet.data.datasets import parse_data_spec
 from rknet.io.layout import CHECKPOINT, CONFIG, RUNS, SUMMARY
@@ -44,8 +44,7 @@ class Setting:
 
     @property
     def method_label(self) -> str:
-        """The method's name, or a tableau file's name without folder and suffix."""
-        return Path(self.method).stem if is_tableau_file(self.method) else self.method
+        return method_label(self.method)
 
     @property
     def controls_text(self) -> str:
@@ -92,7 +91,8 @@ class CompareSpec:
     batch_size, norm, ...), the same for every run. `workers` runs that many trainings at a time, each
     with `threads` torch threads (None: OMP_NUM_THREADS if set, else the cores shared out). `launcher`
     says where runs train (`local`, `slurm`, `ray`); `resources` what each run asks a cluster for
-    (a `Resources` or a dict of its fields; cluster launchers only).
+    (a `Resources` or a dict of its fields; cluster launchers only). `baseline`: a method of `methods`
+    that every other method is compared with, seed by seed (paired differences; needs at least 2 seeds).
     """
 
     out: str | Path
@@ -108,6 +108,7 @@ class CompareSpec:
     threads: int | None = None
     launcher: str = "local"
     resources: Resources | dict[str, Any] = field(default_factory=Resources)
+    baseline: str | None = None
 
     @classmethod
     def coerce(cls, spec: CompareSpec | dict[str, Any]) -> CompareSpec:
@@ -132,11 +133,12 @@ class CompareSpec:
         if launcher != "local" and spec.workers != 1:
             raise ValueError(f"workers applies to --launcher local; with {launcher}, limit the runs at a time "
                              "with --max-parallel")
-        return dataclasses.replace(
+        methods = names("methods", spec.methods, keep_case=is_tableau_file)
+        spec = dataclasses.replace(
             spec,
             out=Path(spec.out),
             data=spec.data.strip(),
-            methods=names("methods", spec.methods, keep_case=is_tableau_file),
+            methods=methods,
             layers=names("layers", spec.layers),
             steps=list(dict.fromkeys(positive_ints("steps", s) for s in sequence("steps", spec.steps))),
             control_steps=list(dict.fromkeys(None if c is None else positive_ints("control_steps", c)
@@ -149,6 +151,13 @@ class CompareSpec:
             launcher=launcher,
             resources=resources,
         )
+        spec.baseline = baseline(spec.baseline, spec.methods, len(spec.seed_list()), is_tableau_file)
+        return spec
+
+    @property
+    def baseline_label(self) -> str | None:
+        """The baseline as tables and legends name it (a tableau file by its name)."""
+        return None if self.baseline is None else method_label(self.baseline)
 
     def settings(self) -> list[Setting]:
         """Every grid point; the method varies fastest, so rows of one layer and grid sit together."""
@@ -186,10 +195,18 @@ class CompareSpec:
             parts += ["--workers", str(self.workers)]
         if self.threads is not None:
             parts += ["--threads", str(self.threads)]
+        if self.baseline is not None:
+            parts += ["--baseline", self.baseline]
         if self.launcher != "local":
             parts += ["--launcher", self.launcher, *Resources.coerce(self.resources).flags()]
         parts += ["--out", str(self.out)]
         return shlex.join(parts)
+
+
+def method_label(method: str) -> str:
+    """A method as folders, tables and legends name it: its name, or a tableau file's name without folder and
+    suffix (`heun3` for `tableaus/heun3.toml`)."""
+    return Path(method).stem if is_tableau_file(method) else method
 
 
 def plural(count: int, word: str) -> str:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rknet.common.figures import agg_figure, save_figure
+from rknet.compare.paired import PairedDifference
+from rknet.compare.paired_plot import DIFFERENCES, plot_paired_differences
 from rknet.compare.plan import plural, varying_phrases, widths_text
 from rknet.compare.results import SettingResult
 
@@ -60,13 +62,13 @@ def _legends(figure, methods: list[str], layers: list[str], colours: dict[str, s
 
 
 def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float], xlabel: str, title: str,
-             path: Path, dodge: bool, integer_x: bool) -> Path:
+             path: Path, dodge: bool, integer_x: bool, from_zero: bool = False) -> Path:
     """Mean test accuracy (%) against x, error bars = sample std over seeds, colour/marker legends."""
     from matplotlib.ticker import FuncFormatter
     from matplotlib.transforms import ScaledTranslation
 
     done = [r for r in results if r.test_acc]
-    methods = list(dict.fromkeys(r.setting.method for r in results))
+    methods = list(dict.fromkeys(r.setting.method_label for r in results))
     layers = list(dict.fromkeys(r.setting.layer for r in results))
     colours = _colours(methods)
     label = _varying(results)
@@ -78,16 +80,16 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
     for result, x in zip(done, xs):
         shift = 0.0
         if dodge and x in shared:  # moved on the page only: x stays the true value, marked by a dotted line
-            shift = DODGE_POINTS * (methods.index(result.setting.method) - (len(methods) - 1) / 2)
+            shift = DODGE_POINTS * (methods.index(result.setting.method_label) - (len(methods) - 1) / 2)
         std = result.acc_std
         ax.errorbar(x, 100 * result.acc_mean, yerr=None if std is None else 100 * std,
-                    color=colours[result.setting.method], marker=MARKERS[layers.index(result.setting.layer)
+                    color=colours[result.setting.method_label], marker=MARKERS[layers.index(result.setting.layer)
                                                                      % len(MARKERS)],
                     markersize=7, capsize=4, linestyle="none", markeredgecolor="black", markeredgewidth=0.5,
                     transform=ax.transData + ScaledTranslation(shift / 72, 0, figure.dpi_scale_trans))
         spread = 0.0 if std is None else 100 * std
         ax.update_datalim([(x, 100 * result.acc_mean - spread), (x, 100 * result.acc_mean + spread)])
-        points.append(((x, 100 * result.acc_mean), label(result), colours[result.setting.method], shift))
+        points.append(((x, 100 * result.acc_mean), label(result), colours[result.setting.method_label], shift))
     ax.autoscale_view()
     if dodge:
         _mark_shared(ax, sorted(shared), integer_x)
@@ -98,7 +100,9 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
     else:
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _tick(v, integer_x)))
-    if xs and len(set(xs)) == 1:
+    if from_zero and ax.get_xscale() == "linear":
+        ax.set_xlim(0, max(xs, default=1.0) * 1.15)  # from zero: differences in time read as ratios
+    elif xs and len(set(xs)) == 1:
         ax.set_xlim(xs[0] * 0.9, xs[0] * 1.1)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
@@ -108,6 +112,8 @@ def _scatter(results: list[SettingResult], x_of: Callable[[SettingResult], float
     subtitle = f"mean over {_seeds_text(seeds)}; error bars: ± 1 std over seeds (cut off at 100 %)"
     if seeds == {1}:
         subtitle = "one seed per setting: no error bars"
+    if from_zero and any(r.contended for r in done):
+        subtitle += "\ntimes taken under contention: inflated, unreliable (see the report)"
     if dodge and shared:
         subtitle += "\nmethods with equal counts are spread sideways around the dotted line at their count"
     ax.set_title(f"{title}\n{subtitle}", fontsize=10)
@@ -136,7 +142,31 @@ def _leading(value: float) -> int:
 
 
 _LABEL_OFFSETS = ((6, 4, "left", "bottom"), (6, -4, "left", "top"), (-6, 4, "right", "bottom"),
-                  (-6, -4, "right", "top"), (0, 9, "center", "bottom"), (0, -9, "center", "top"))
+                  (-6, -4, "right", "top"), (0, 9, "center", "bottom"), (0, -9, "center", "top"),
+                  (0, 20, "center", "bottom"), (0, -20, "center", "top"), (12, 14, "left", "bottom"),
+                  (-12, -14, "right", "top"))
+SAME_LABEL_PIXELS = 40  # points this close (on the page) that carry the same label get one label between them
+
+
+def _merge_labels(figure, ax, points: list[tuple[tuple[float, float], str, object, float]]) -> list:
+    """Points with the same label text lying close together on the page (e.g. the methods spread around one
+    parameter count) share one grey label at the middle one, instead of repeating it over each other."""
+    def page(point):
+        (x, y), _, _, shift = point
+        px, py = ax.transData.transform((x, y))
+        return px + shift * figure.dpi / 72, py
+
+    merged, used = [], set()
+    for i, point in enumerate(points):
+        if i in used:
+            continue
+        group = [j for j in range(i, len(points)) if j not in used and points[j][1] == point[1] and
+                 all(abs(a - b) < SAME_LABEL_PIXELS for a, b in zip(page(points[j]), page(point)))]
+        used.update(group)
+        middle = points[group[len(group) // 2]]
+        merged.append(middle if len(group) == 1 else (middle[0], middle[1], "0.25", middle[3]))
+    return merged
+
 
 
 def _place_labels(figure, ax, points: list[tuple[tuple[float, float], str, object, float]]) -> None:
@@ -153,7 +183,7 @@ def _place_labels(figure, ax, points: list[tuple[tuple[float, float], str, objec
         cx += shift * figure.dpi / 72
         taken.append((cx - 5, cy - 5, cx + 5, cy + 5))
     inside = ax.get_window_extent(renderer)
-    for (x, y), text, colour, shift in points:
+    for (x, y), text, colour, shift in _merge_labels(figure, ax, points):
         if not text:
             continue
         best = None
@@ -190,7 +220,7 @@ def plot_accuracy_vs_params(results: list[SettingResult], path: Path) -> Path:
 def plot_accuracy_vs_time(results: list[SettingResult], path: Path) -> Path:
     return _scatter(results, lambda r: statistics.fmean(r.wall_seconds),
                     "training time per run (s, wall clock, mean over seeds)", "Test accuracy vs training time",
-                    path, dodge=False, integer_x=False)
+                    path, dodge=False, integer_x=False, from_zero=True)
 
 
 def plot_learning_curves(results: list[SettingResult], path: Path) -> Path:
@@ -199,7 +229,7 @@ def plot_learning_curves(results: list[SettingResult], path: Path) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     done = [r for r in results if r.curves]
-    methods = list(dict.fromkeys(r.setting.method for r in results))
+    methods = list(dict.fromkeys(r.setting.method_label for r in results))
     colours = _colours(methods)
     groups: dict[tuple, list[SettingResult]] = {}
     for result in done:
@@ -208,7 +238,7 @@ def plot_learning_curves(results: list[SettingResult], path: Path) -> Path:
     panels = max(1, len(groups))
     columns = min(panels, 3)
     rows = math.ceil(panels / columns)
-    figure = agg_figure((4.2 * columns + 1.6, 3.3 * rows + 0.6))
+    figure = agg_figure((max(7.0, 4.2 * columns + 0.6), 3.3 * rows + 1.4))
     axes = figure.subplots(rows, columns, squeeze=False, sharey=True).ravel()
     for ax in axes[panels:]:
         ax.set_visible(False)
@@ -217,7 +247,7 @@ def plot_learning_curves(results: list[SettingResult], path: Path) -> Path:
         for result in members:
             mean, std = result.curve()
             epochs = list(range(1, len(mean) + 1))
-            colour = colours[result.setting.method]
+            colour = colours[result.setting.method_label]
             ax.plot(epochs, [100 * m for m in mean], color=colour, marker="o", markersize=3)
             if std is not None:
                 ax.fill_between(epochs, [100 * (m - s) for m, s in zip(mean, std)],
@@ -235,17 +265,20 @@ def plot_learning_curves(results: list[SettingResult], path: Path) -> Path:
         axes[0].text(0.5, 0.5, "no completed runs", ha="center", va="center", transform=axes[0].transAxes)
     seeds = {len(r.curves) for r in done} or {0}
     band = "" if seeds == {1} else "; band: ± 1 std over seeds"
-    figure.suptitle(f"Learning curves: {metric} accuracy per epoch, mean over {_seeds_text(seeds)}{band}",
+    figure.suptitle(f"Learning curves: {metric} accuracy per epoch\nmean over {_seeds_text(seeds)}{band}",
                     fontsize=10)
     from matplotlib.lines import Line2D
 
     figure.legend(handles=[Line2D([], [], color=colours[m], marker="o", markersize=3, label=m) for m in methods],
-                  title="method", loc="outside right upper")
+                  title="method", loc="outside lower center", ncols=min(len(methods), 6))  # clear of the title
     return save_figure(figure, path)
 
 
-def draw_all(results: list[SettingResult], out: Path) -> dict[str, Path]:
-    """All three figures in `out`; keys: params, time, curves."""
-    return {"params": plot_accuracy_vs_params(results, out / ACC_VS_PARAMS),
-            "time": plot_accuracy_vs_time(results, out / ACC_VS_TIME),
-            "curves": plot_learning_curves(results, out / CURVES)}
+def draw_all(results: list[SettingResult], out: Path, differences: list[PairedDifference] = ()) -> dict[str, Path]:
+    """The figures in `out`; keys: params, time, curves, and differences when there are paired differences."""
+    plots = {"params": plot_accuracy_vs_params(results, out / ACC_VS_PARAMS),
+             "time": plot_accuracy_vs_time(results, out / ACC_VS_TIME),
+             "curves": plot_learning_curves(results, out / CURVES)}
+    if differences:
+        plots["differences"] = plot_paired_differences(list(differences), out / DIFFERENCES)
+    return plots

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from rknet.common.figures import PLOTS_EXTRA
 from rknet.compare.machine import LOAD_INTERVAL, THREADS_ENV, THREADS_OPTION, Threads, cores
-from rknet.compare.plan import CompareSpec, plural, varying_phrases, widths_text
+from rknet.compare.paired import PairedDifference
+from rknet.compare.paired_report import differences_section
+from rknet.compare.plan import CompareSpec, method_label, plural, varying_phrases, widths_text
 from rknet.compare.resources import THREADS_CPUS, Resources
 from rknet.compare.results import SettingResult
 from rknet.compare.runner import Outcome
@@ -39,13 +41,13 @@ def accuracy_text(result: SettingResult) -> str:
 def describe_setting(result: SettingResult, spec: CompareSpec) -> str:
     """`heun / double` plus whichever other axes the grid varies."""
     s = result.setting
-    return ", ".join([f"{s.method} / {s.layer}", *varying_phrases(spec.settings())(s)])
+    return ", ".join([f"{s.method_label} / {s.layer}", *varying_phrases(spec.settings())(s)])
 
 
 def results_table(results: list[SettingResult]) -> str:
-    header = ("| method | layer | steps | control steps | widths | seeds | test accuracy (%) | params | "
-              "wall time (s) | time / epoch (s) | peak memory (MB) | f-evals / forward |")
-    lines = [header, "|" + "---|" * 12]
+    header = ("| method | layer | steps | control steps | widths | seeds | test accuracy (%) | at half step (%) | "
+              "at twice step (%) | params | wall time (s) | time / epoch (s) | peak memory (MB) | f-evals / forward |")
+    lines = [header, "|" + "---|" * 14]
     best = max((r.acc_mean for r in results if r.acc_mean is not None), default=None)
     for r in results:
         s = r.setting
@@ -55,8 +57,9 @@ def results_table(results: list[SettingResult]) -> str:
         seeds = str(len(r.seeds)) + (f" ({len(r.failed)} failed)" if r.failed else "")
         row = r.row()
         mark = CONTENDED_MARK if r.contended else ""
-        lines.append(f"| {s.method} | {s.layer} | {s.steps} | {s.controls_text} | {widths_text(s.widths)} | "
-                     f"{seeds} | {accuracy} | {_num(r.params, ',')} | {_num(row['wall_seconds_mean'], '.1f')}{mark} | "
+        lines.append(f"| {s.method_label} | {s.layer} | {s.steps} | {s.controls_text} | {widths_text(s.widths)} | "
+                     f"{seeds} | {accuracy} | {_pct(row['half_step_acc_mean'])} | {_pct(row['twice_step_acc_mean'])} | "
+                     f"{_num(r.params, ',')} | {_num(row['wall_seconds_mean'], '.1f')}{mark} | "
                      f"{_num(row['seconds_per_epoch_mean'], '.2f')}{mark} | {_num(row['peak_memory_mb'], '.1f')} | "
                      f"{_num(r.evaluations_per_forward, 'd')} |")
     return "\n".join(lines)
@@ -115,7 +118,7 @@ def processes_row(spec: CompareSpec, results: list[SettingResult], threads: Thre
 
 
 def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], outcomes: list[Outcome],
-                 plots: dict[str, Path], threads: Threads) -> Path:
+                 plots: dict[str, Path], threads: Threads, differences: list[PairedDifference] = ()) -> Path:
     """Write OUT/report.md (atomically) and return its path."""
     counts = Counter(o.status for o in outcomes)
     seeds = spec.seed_list()
@@ -138,7 +141,8 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
         "| | |",
         "|---|---|",
         f"| data | {spec.data} |",
-        f"| methods | {', '.join(spec.methods)} |",
+        f"| methods | {', '.join(method_label(m) for m in spec.methods)}"
+        + (f" (baseline {spec.baseline_label})" if spec.baseline else "") + " |",
         f"| layers | {', '.join(spec.layers)} |",
         f"| state steps per block | {', '.join(map(str, spec.steps))} |",
         "| control steps per block | "
@@ -157,7 +161,9 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
         results_table(results),
         "",
         "Test accuracy: accuracy on the test set of each run's best-by-validation model, mean ± sample standard "
-        "deviation over the completed seeds (best mean in bold). Wall time: the whole run (data, training, "
+        "deviation over the completed seeds (best mean in bold). At half / twice step: the same networks "
+        "re-discretised at half and at twice their step size (twice and half the steps; – for an odd step "
+        "count), mean over seeds (`rknet eval --steps`). Wall time: the whole run (data, training, "
         "validation, test; not the process start). Time / epoch: mean `seconds` of `metrics.jsonl` (one epoch "
         "of training plus its validation pass). Peak memory: the largest over seeds, see below. f-evals / "
         "forward: evaluations of the layer inside the dynamic blocks per forward pass "
@@ -166,16 +172,19 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
         + (f" {CONTENDED_MARK}: some seed of this setting trained under contention (see the warning above)."
            if any(r.contended for r in results) else ""),
         "",
+        *(differences_section(differences, spec.baseline_label, lambda r: describe_setting(r, spec))
+          if spec.baseline else []),
         "## Plots",
         "",
     ]
     titles = {"params": "Test accuracy vs parameters", "time": "Test accuracy vs training time",
-              "curves": "Learning curves"}
+              "curves": "Learning curves", "differences": f"Paired differences to {spec.baseline_label}"}
     for key, plot in plots.items():
         lines += [f"![{titles[key]}]({plot.name})", ""]
     if plots:
         lines += ["Colour is the method, marker the layer; error bars and bands are ± 1 standard deviation over "
-                  "seeds.", ""]
+                  "seeds." + (" In the paired differences, bars are the 95 % confidence intervals of the mean "
+                              "difference and dots the single seeds." if "differences" in plots else ""), ""]
     else:
         lines += [f"No plots: matplotlib is not installed. `{PLOTS_EXTRA}`, then rerun the command above: complete "
                   "runs are skipped, so only the results, this report and the plots are written.", ""]
@@ -189,7 +198,8 @@ def write_report(path: Path, spec: CompareSpec, results: list[SettingResult], ou
                      "VmHWM): on Linux the worker releases freed memory and resets that mark before each run, "
                      "elsewhere each run gets a fresh process. It covers the data set, model, activations kept "
                      "for the backward pass and optimiser state, plus any library code a run touches first (a "
-                     "few MB); not the Python and torch start-up (each worker warms up before its first run). "
+                     "few MB); not the Python and torch start-up, nor one-time allocations of the data set "
+                     "(each worker trains one unmeasured epoch of its first run's configuration before it). "
                      "For a resumed run it covers the resumed part only.")
     if CUDA_MEMORY in sources:
         lines.append("- Peak memory on CUDA is `torch.cuda.max_memory_allocated` of the run's process (tensors "
