@@ -6,6 +6,7 @@ same predictions, be able to evaluate the run and train it on. The fixture files
 resumed run trains in a copy.
 """
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -19,6 +20,19 @@ from rknet.training.checkpoint import load_file
 
 FIXTURES = Path(__file__).parent / "fixtures" / "main-5149055"
 RUN, PRETRAINED = FIXTURES / "run", FIXTURES / "pretrained-custom"
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def fixtures_stay_unchanged():
+    """No test here may write into the fixture folders (a stray eval.json would hide a loading bug)."""
+    before = digests(FIXTURES)
+    yield
+    assert digests(FIXTURES) == before
 
 
 def expected_logits(folder: Path) -> torch.Tensor:
@@ -60,15 +74,16 @@ def test_evaluate_run_reads_the_run_folder_and_reproduces_its_test_score():
     assert row["test_loss"] == pytest.approx(summary["test_loss"], rel=1e-5)
 
 
-def test_rknet_eval_reads_the_run_folder(cli):
-    code, out, err = cli("eval", RUN, "--device", "cpu")
+def test_rknet_eval_reads_a_copy_of_the_run_folder(cli, tmp_path):
+    run = shutil.copytree(RUN, tmp_path / "run")  # eval writes RUN/eval.json
+    code, out, err = cli("eval", run, "--device", "cpu")
     assert code == 0, err
-    assert "rk4" in out
+    (row,) = json.loads((run / "eval.json").read_text())
+    assert row["method"] == "rk4" and row["test_acc"] == pytest.approx(0.1, abs=1e-9) and "rk4" in out
 
 
 def test_a_copy_of_the_run_resumes_from_its_checkpoint_and_trains_on(tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(RUN, run)
+    run = shutil.copytree(RUN, tmp_path / "run")
     lines = []
     result = rknet.train(resume=run, epochs=2, log=lines.append)
     assert any(line.startswith(f"resuming {run} after epoch 1/2") for line in lines), lines
