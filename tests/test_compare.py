@@ -7,11 +7,10 @@ import sys
 import time
 
 import pytest
-from rknet.cli.compare import spec_from_args
-from rknet.cli.main import OneLineParser
 
 import rknet
-from rknet.cli.compare import add_compare_parser
+from rknet.cli.compare import add_compare_parser, spec_from_args
+from rknet.cli.main import OneLineParser
 from rknet.compare import COLUMNS, CompareSpec, machine, plan, run_grid
 from rknet.training import train
 from rknet.training.metrics import read_metrics
@@ -206,14 +205,27 @@ def test_explicit_seeds_survive_the_equivalent_command(seeds):
 
 
 def test_a_fast_run_saved_by_train_is_recognised_on_rerun(tmp_path):
-    """train saves the resolved configuration (--fast spelled out); the rerun check compares like with like."""
+    """train saves the resolved configuration (--fast spelled out); the rerun check compares like with like and
+    takes the run as complete (skipped), not as one with other options."""
     spec = {"out": tmp_path / "fast", "data": "circles", "widths": [[4, 4]], "seeds": 1,
             "options": {"fast": True, "device": "cpu"}}
     _, (run,) = plan(spec)
-    run.folder.mkdir(parents=True)
-    (run.folder / "config.json").write_text(json.dumps(run.config.resolved().to_dict()))
+    saved = []
+
+    def stop_after_configuration(line):  # logged once config.json is written; compiling would take a minute
+        if line.startswith("configuration:"):
+            saved.append((run.folder / "config.json").read_text())
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(run.config, show_progress=False, log=stop_after_configuration)
+    config = json.loads(saved[0])
+    assert config["compile"] and config["channels_last"] and not config["fast"]  # spelled out by train
+    run.folder.mkdir(parents=True)  # (train removed what a run stopped before its first epoch wrote)
+    (run.folder / "config.json").write_text(saved[0])  # the run as it stands once finished
     (run.folder / "summary.json").write_text("{}")
-    plan(spec)  # raised "holds a run with other options (channels_last ...)" before
+    _, (rerun,) = plan(spec)  # raised "holds a run with other options (channels_last ...)" before
+    assert rerun.folder == run.folder and rerun.state == "complete"
 
 
 def test_threads_come_from_the_option_then_omp_num_threads_then_the_cores():

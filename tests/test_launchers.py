@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from rknet.cli.compare import spec_from_args
-from rknet.cli.main import OneLineParser
 
-from rknet.cli.compare import add_compare_parser
+from rknet.cli.compare import add_compare_parser, spec_from_args
+from rknet.cli.main import OneLineParser
 from rknet.compare import CompareSpec, plan, run_grid
 from rknet.compare.resources import Resources
 

@@ -2,9 +2,9 @@ import io
 
 import pytest
 import torch
-from rknet.network.odenet import decay_parameter_names
 
 import rknet
+from rknet.network.odenet import decay_parameter_names
 
 
 def test_default_odenet_has_the_reference_parameter_count():
