@@ -137,6 +137,7 @@ def test_batch_norm_is_refused_in_one_line():
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow  # torch.compile
 def test_compiled_block_gives_the_eager_gradients():
     """Under torch.compile the adjoint block runs eagerly (a graph break), with the same gradients."""
     model, y = block("rk4", 4, "adjoint"), inputs()[0]

@@ -61,6 +61,7 @@ def grid(tmp_path_factory):
     return out, argv, results, lines
 
 
+@pytest.mark.slow  # trains the tiny grid (8 runs, 2 workers) for the tests below
 def test_grid_writes_results_report_and_plots(grid):
     out, _, results, lines = grid
     assert not results.failed
@@ -104,6 +105,7 @@ def test_grid_writes_results_report_and_plots(grid):
         assert width >= 400 and height >= 300 and channels in (3, 4)
 
 
+@pytest.mark.slow  # the grid
 def test_interrupted_run_is_resumed(grid):
     out, _, results, lines = grid
     folder = out / "runs" / INTERRUPTED
@@ -114,6 +116,7 @@ def test_interrupted_run_is_resumed(grid):
     assert [o.status for o in results.outcomes if o.run.name == INTERRUPTED] == ["resumed"]
 
 
+@pytest.mark.slow  # the grid
 def test_rerun_skips_complete_runs_and_rewrites_the_report(grid, capsys):
     out, argv, _, _ = grid
     summaries = sorted((out / "runs").glob("*/summary.json"))
@@ -129,6 +132,7 @@ def test_rerun_skips_complete_runs_and_rewrites_the_report(grid, capsys):
     assert "8 skipped (already complete)" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow  # the grid
 def test_without_matplotlib_the_report_is_written_without_plots(grid, capsys, monkeypatch):
     out, argv, _, _ = grid
     for name in [name for name in sys.modules if name.split(".")[0] == "matplotlib"]:
@@ -142,6 +146,7 @@ def test_without_matplotlib_the_report_is_written_without_plots(grid, capsys, mo
     assert not any(f"]({name})" in report for name in PLOTS)
 
 
+@pytest.mark.slow  # the grid
 def test_rerun_with_other_options_is_refused_before_training(grid):
     out, _, results, _ = grid
     spec = CompareSpec(**{**results.spec.__dict__, "options": {**results.spec.options, "epochs": 3}})

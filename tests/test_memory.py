@@ -160,6 +160,7 @@ def test_memory_modes_hold_what_they_promise(norm):
     assert 2 * evaluations - steps <= recomputed["checkpoint"] <= 2 * evaluations
 
 
+@pytest.mark.slow  # torch.compile
 @pytest.mark.parametrize("memory", RECOMPUTING)
 def test_compiled_recomputing_modes_match_eager_backprop(memory):
     """Under torch.compile the partitioner does the recomputation: same outputs, gradients and batch-norm
