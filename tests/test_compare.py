@@ -261,6 +261,7 @@ def _set_load(folder, load):
     (folder / "compare.json").write_text(json.dumps({**sidecar, "load_peak": load}))
 
 
+@pytest.mark.slow  # runs grids in worker processes
 def test_compare_honours_omp_num_threads_and_threads_and_warns_under_contention(tmp_path, capsys, monkeypatch):
     """Each run's compare.json records the torch threads its worker really had."""
     cores = machine.cores()

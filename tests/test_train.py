@@ -88,6 +88,7 @@ def _spawn(args, cwd):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow  # kills a training process and resumes it in another
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     args = ["train", "--data", "digits", "--epochs", "4", "--widths", "4,8", "--steps", "2", "--batch-size", "32"]
     whole = subprocess.run([sys.executable, "-m", "rknet", *args, "--out", str(tmp_path / "whole")],
