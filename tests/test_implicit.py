@@ -26,7 +26,8 @@ def tight():
     return NewtonKrylov(tol=1e-13, forcing=1e-6)
 
 
-@pytest.mark.parametrize("method", IMPLICIT_TABLEAUS)
+@pytest.mark.parametrize("method", [pytest.param(method, marks=pytest.mark.slow) if method == "sdirk3" else method
+                                    for method in IMPLICIT_TABLEAUS])  # sdirk3's fine grids take ~5 s
 def test_order_on_a_linear_problem(method):
     a = torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) / 2
     y0 = torch.randn(4, dtype=torch.float64)
