@@ -26,6 +26,7 @@ def test_explicit_threads_win(restore_threads, monkeypatch):
     assert cpu.use_threads(1) == (1, "--threads") and torch.get_num_threads() == 1
 
 
+@pytest.mark.slow  # starts a fresh Python (torch reads OMP_NUM_THREADS at start-up)
 def test_omp_num_threads_is_respected():
     """In a fresh process started with OMP_NUM_THREADS=1 (torch reads it at start-up), a run keeps torch's one
     thread and says why, where 4 cores (2 of them idle, both faked) would have given it more."""
