@@ -96,6 +96,7 @@ def test_adjoint_gradient_matches_finite_differences_of_the_continuous_solution(
         assert (grad * direction).sum().item() == pytest.approx(numeric.item(), rel=1e-6, abs=1e-9)
 
 
+@pytest.mark.slow  # ~4 s
 def test_gradcheck_of_the_adjoint_strategy_at_a_fine_grid():
     """torch.autograd.gradcheck: the adjoint gradient against finite differences of the block's own output,
     which at 32 RK4 steps is the continuous solution to ~1e-7."""
@@ -137,6 +138,7 @@ def test_batch_norm_is_refused_in_one_line():
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.slow  # torch.compile
 def test_compiled_block_gives_the_eager_gradients():
     """Under torch.compile the adjoint block runs eagerly (a graph break), with the same gradients."""
     model, y = block("rk4", 4, "adjoint"), inputs()[0]

@@ -76,8 +76,24 @@ def test_coarse_controls_two_for_eight_steps():
 
 
 def test_single_control_time_means_weights_constant_in_time():
-    block = rknet.DynamicBlock(make_layer("single", 3, dims=0), "rk4", [0, 1, 2], t_controls=[0.0])
+    block = rknet.DynamicBlock(make_layer("single", 3, dims=0, activation="tanh"), "rk4", [0, 1, 2],
+                               t_controls=[0.0])
     assert block.controls["K"].shape[0] == 1
+    times = [0.0, 0.3, 1.0, 1.5, 2.0]
+    for name, values in block.theta(times).items():  # theta(t) is the one control at every time
+        assert all(torch.equal(value, block.controls[name][0]) for value in values), name
+    y = torch.randn(4, 3)
+    fields = [block.vector_field(t, y) for t in times]
+    assert all(torch.equal(field, fields[0]) for field in fields)  # an autonomous ODE
+    f = lambda z: block.vector_field(0.0, z)  # noqa: E731
+    expected = y
+    for _ in range(2):  # RK4 written out with f(y) alone: the forward pass's stages see the same weights
+        k1 = f(expected)
+        k2 = f(expected + k1 / 2)
+        k3 = f(expected + k2 / 2)
+        k4 = f(expected + k3)
+        expected = expected + (k1 + 2 * k2 + 2 * k3 + k4) / 6
+    torch.testing.assert_close(block(y), expected)
 
 
 def test_constant_interpolation_takes_the_left_limit_at_the_end_of_a_step():

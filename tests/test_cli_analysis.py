@@ -3,6 +3,7 @@
 import sys
 
 import pytest
+
 from rknet.cli.main import main
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -6,6 +6,8 @@ import pytest
 
 import rknet
 
+pytestmark = pytest.mark.slow  # trains one run per block type, then every command on each
+
 BLOCK_TYPES = (*rknet.TABLEAUS, *rknet.IMPLICIT_TABLEAUS, *rknet.IMEX_PAIRS, "leapfrog", "hamiltonian")
 TINY = ("--data", "circles", "--widths", "2,2", "--steps", "2", "--epochs", "1", "--batch-size", "256",
         "--device", "cpu")

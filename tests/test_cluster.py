@@ -13,6 +13,8 @@ from rknet.compare import run_grid
 from rknet.compare.status import status_lines
 from rknet.training.metrics import read_metrics
 
+pytestmark = pytest.mark.slow  # grids through submitit and Ray workers
+
 # 2 methods x 2 seeds on the circles toy set; the columns that do not depend on time or memory
 GRID = {"data": "circles", "methods": ["euler", "heun"], "layers": ["doublesym"], "steps": [1], "widths": [[4, 4]],
         "seeds": 2, "options": {"epochs": 2, "batch_size": 256, "device": "cpu"}, "threads": 1}

@@ -7,11 +7,10 @@ import sys
 import time
 
 import pytest
-from rknet.cli.compare import spec_from_args
-from rknet.cli.main import OneLineParser
 
 import rknet
-from rknet.cli.compare import add_compare_parser
+from rknet.cli.compare import add_compare_parser, spec_from_args
+from rknet.cli.main import OneLineParser
 from rknet.compare import COLUMNS, CompareSpec, machine, plan, run_grid
 from rknet.training import train
 from rknet.training.metrics import read_metrics
@@ -62,6 +61,7 @@ def grid(tmp_path_factory):
     return out, argv, results, lines
 
 
+@pytest.mark.slow  # trains the tiny grid (8 runs, 2 workers) for the tests below
 def test_grid_writes_results_report_and_plots(grid):
     out, _, results, lines = grid
     assert not results.failed
@@ -105,6 +105,7 @@ def test_grid_writes_results_report_and_plots(grid):
         assert width >= 400 and height >= 300 and channels in (3, 4)
 
 
+@pytest.mark.slow  # the grid
 def test_interrupted_run_is_resumed(grid):
     out, _, results, lines = grid
     folder = out / "runs" / INTERRUPTED
@@ -115,6 +116,7 @@ def test_interrupted_run_is_resumed(grid):
     assert [o.status for o in results.outcomes if o.run.name == INTERRUPTED] == ["resumed"]
 
 
+@pytest.mark.slow  # the grid
 def test_rerun_skips_complete_runs_and_rewrites_the_report(grid, capsys):
     out, argv, _, _ = grid
     summaries = sorted((out / "runs").glob("*/summary.json"))
@@ -130,6 +132,7 @@ def test_rerun_skips_complete_runs_and_rewrites_the_report(grid, capsys):
     assert "8 skipped (already complete)" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow  # the grid
 def test_without_matplotlib_the_report_is_written_without_plots(grid, capsys, monkeypatch):
     out, argv, _, _ = grid
     for name in [name for name in sys.modules if name.split(".")[0] == "matplotlib"]:
@@ -143,6 +146,7 @@ def test_without_matplotlib_the_report_is_written_without_plots(grid, capsys, mo
     assert not any(f"]({name})" in report for name in PLOTS)
 
 
+@pytest.mark.slow  # the grid
 def test_rerun_with_other_options_is_refused_before_training(grid):
     out, _, results, _ = grid
     spec = CompareSpec(**{**results.spec.__dict__, "options": {**results.spec.options, "epochs": 3}})
@@ -206,14 +210,27 @@ def test_explicit_seeds_survive_the_equivalent_command(seeds):
 
 
 def test_a_fast_run_saved_by_train_is_recognised_on_rerun(tmp_path):
-    """train saves the resolved configuration (--fast spelled out); the rerun check compares like with like."""
+    """train saves the resolved configuration (--fast spelled out); the rerun check compares like with like and
+    takes the run as complete (skipped), not as one with other options."""
     spec = {"out": tmp_path / "fast", "data": "circles", "widths": [[4, 4]], "seeds": 1,
             "options": {"fast": True, "device": "cpu"}}
     _, (run,) = plan(spec)
-    run.folder.mkdir(parents=True)
-    (run.folder / "config.json").write_text(json.dumps(run.config.resolved().to_dict()))
+    saved = []
+
+    def stop_after_configuration(line):  # logged once config.json is written; compiling would take a minute
+        if line.startswith("configuration:"):
+            saved.append((run.folder / "config.json").read_text())
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(run.config, show_progress=False, log=stop_after_configuration)
+    config = json.loads(saved[0])
+    assert config["compile"] and config["channels_last"] and not config["fast"]  # spelled out by train
+    run.folder.mkdir(parents=True)  # (train removed what a run stopped before its first epoch wrote)
+    (run.folder / "config.json").write_text(saved[0])  # the run as it stands once finished
     (run.folder / "summary.json").write_text("{}")
-    plan(spec)  # raised "holds a run with other options (channels_last ...)" before
+    _, (rerun,) = plan(spec)  # raised "holds a run with other options (channels_last ...)" before
+    assert rerun.folder == run.folder and rerun.state == "complete"
 
 
 def test_threads_come_from_the_option_then_omp_num_threads_then_the_cores():
@@ -244,6 +261,7 @@ def _set_load(folder, load):
     (folder / "compare.json").write_text(json.dumps({**sidecar, "load_peak": load}))
 
 
+@pytest.mark.slow  # runs grids in worker processes
 def test_compare_honours_omp_num_threads_and_threads_and_warns_under_contention(tmp_path, capsys, monkeypatch):
     """Each run's compare.json records the torch threads its worker really had."""
     cores = machine.cores()

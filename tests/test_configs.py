@@ -55,6 +55,7 @@ def test_there_is_a_config_for_every_run_of_the_issue() -> None:
             assert f"rh2018-{net}-{kind}" in names
 
 
+@pytest.mark.slow  # builds every literature network
 @pytest.mark.parametrize("path", CONFIGS, ids=[path.stem for path in CONFIGS])
 def test_config_builds_its_stated_count_and_trains_a_step(path: Path, tmp_path: Path) -> None:
     options = read_config_file(path)

@@ -14,6 +14,8 @@ import torch
 import rknet
 from rknet.training.metrics import read_metrics
 
+pytestmark = pytest.mark.slow  # torchrun: two processes per test
+
 OPTIONS = {"data": "circles", "widths": [4, 4], "steps": 2, "norm": "batch", "batch_size": 100, "lr": 0.05,
            "device": "cpu"}
 

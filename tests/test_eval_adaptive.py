@@ -10,6 +10,7 @@ import rknet
 from rknet.training.adaptive_eval import adaptive_logits
 
 
+@pytest.mark.slow  # ~4 s: trains, then solves adaptively at tight tolerances
 def test_tight_tolerance_reproduces_a_fine_fixed_grid_and_costs_more():
     net = rknet.ODENet(2, 3, widths=(3, 3, 4), dims=0, norm="tv", activation="tanh",
                        t_states=(0, 0.5, 1, 1.5, 2)).double()

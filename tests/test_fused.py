@@ -30,13 +30,28 @@ def as_accurate(fast: list[torch.Tensor], eager: list[torch.Tensor], truth: list
     return True
 
 
+def fused_nodes(out: torch.Tensor) -> int:
+    """How many nodes of `out`'s autograd graph are fused block passes (one per block that took the fused path)."""
+    seen, stack, count = set(), [out.grad_fn], 0
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        count += type(node).__name__ == "FusedBlockBackward"
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return count
+
+
 def network_pass(model, x, labels, use_fused: bool) -> list[torch.Tensor]:
-    """[logits, grads of the input and of every parameter] of one cross-entropy backward pass."""
+    """[logits, grads of the input and of every parameter] of one cross-entropy backward pass; every block
+    took the fused path if `use_fused`, none did otherwise."""
     fused.set_enabled(use_fused)
     try:
         model.zero_grad()
         x = x.detach().requires_grad_()
         logits = model(x)
+        assert fused_nodes(logits) == (len(model.blocks) if use_fused else 0)
         F.cross_entropy(logits, labels).backward()
         return [logits.detach(), x.grad.clone(), *(p.grad.clone() for p in model.parameters())]
     finally:
@@ -44,11 +59,13 @@ def network_pass(model, x, labels, use_fused: bool) -> list[torch.Tensor]:
 
 
 def block_pass(block, y, weights, use_fused: bool) -> list[torch.Tensor]:
-    """[output, grads of the input and the controls] of sum(block(y) * weights)."""
+    """[output, grads of the input and the controls] of sum(block(y) * weights), through the fused path if
+    `use_fused` (checked), else through the generic one."""
     fused.set_enabled(use_fused)
     try:
         y = y.detach().requires_grad_()
         out = block(y)
+        assert fused_nodes(out) == int(use_fused)
         return [out.detach(), *torch.autograd.grad((out * weights).sum(), [y, *block.controls.values()])]
     finally:
         fused.set_enabled(True)

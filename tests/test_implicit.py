@@ -26,7 +26,12 @@ def tight():
     return NewtonKrylov(tol=1e-13, forcing=1e-6)
 
 
-@pytest.mark.parametrize("method", IMPLICIT_TABLEAUS)
+def slow_for(methods, *slow):
+    """The methods as parameters, those in `slow` marked slow (their stage solves take 3-7 s here)."""
+    return [pytest.param(method, marks=pytest.mark.slow) if method in slow else method for method in methods]
+
+
+@pytest.mark.parametrize("method", slow_for(IMPLICIT_TABLEAUS, "sdirk3"))
 def test_order_on_a_linear_problem(method):
     a = torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) / 2
     y0 = torch.randn(4, dtype=torch.float64)
@@ -36,7 +41,7 @@ def test_order_on_a_linear_problem(method):
     assert abs(slope([1 / n for n in STEPS], errors) - rknet.get_tableau(method).order) < TOLERANCE, errors
 
 
-@pytest.mark.parametrize("method", IMPLICIT_TABLEAUS)
+@pytest.mark.parametrize("method", slow_for(IMPLICIT_TABLEAUS, "sdirk2", "sdirk3"))
 def test_order_on_a_nonlinear_nonautonomous_problem(method):
     # y' = y (1 - y) cos(t): y(t) = 1 / (1 + (1/y0 - 1) exp(-sin t))
     y0 = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
@@ -70,7 +75,8 @@ def test_stiff_problem_at_h_005_rk4_blows_up_implicit_methods_stay_bounded():
 
 
 @pytest.mark.parametrize("method, low, high", [("backward_euler", 0.85, 1.15), ("trapezoid", 1.85, 2.15),
-                                               ("sdirk2", 1.35, 2.15), ("sdirk3", 1.35, 3.15)])
+                                               pytest.param("sdirk2", 1.35, 2.15, marks=pytest.mark.slow),
+                                               pytest.param("sdirk3", 1.35, 3.15, marks=pytest.mark.slow)])
 def test_stiff_problem_converges_as_h_shrinks(method, low, high):
     """h = 1/40 .. 1/320 (h lambda = 25 .. 3): backward Euler and trapezoid at their orders; SDIRK2/3 at a
     reduced order (about 1.5, stage order 1: the Prothero-Robinson order reduction), measured."""
@@ -79,6 +85,7 @@ def test_stiff_problem_converges_as_h_shrinks(method, low, high):
     assert low < slope([1 / n for n in steps], errors) < high, errors
 
 
+@pytest.mark.slow  # 4-5 s each
 @pytest.mark.parametrize("method", ["sdirk2", "sdirk3"])
 def test_stiff_problem_full_order_once_steps_resolve_the_time_scale(method):
     """h lambda = 0.5 .. 0.0625 on [0, 0.025]: the full order comes back."""
@@ -96,6 +103,7 @@ def dense_block(method="sdirk2", tol=1e-13, steps=(0, 0.5, 1.0), norm=None, **so
     return block
 
 
+@pytest.mark.slow  # 5-7 s each; test_gradient_needs_no_unrolling_and_matches_the_unrolled_one stays fast
 @pytest.mark.parametrize("method", ["sdirk2", "trapezoid"])
 def test_gradcheck_of_a_dirk_block(method):
     block = dense_block(method, forcing=1e-8)

@@ -91,6 +91,7 @@ def test_gauss_legendre_is_a_stable_on_the_stiff_problem():
     assert ys.abs().max().item() <= 2.0
 
 
+@pytest.mark.slow  # ~4 s
 def test_gradcheck_of_a_gauss_legendre_block():
     torch.manual_seed(0)
     layer = DoubleSym(2, dims=0, activation="tanh", norm=None)

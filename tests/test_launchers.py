@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from rknet.cli.compare import spec_from_args
-from rknet.cli.main import OneLineParser
 
-from rknet.cli.compare import add_compare_parser
+from rknet.cli.compare import add_compare_parser, spec_from_args
+from rknet.cli.main import OneLineParser
 from rknet.compare import CompareSpec, plan, run_grid
 from rknet.compare.resources import Resources
 
@@ -85,6 +84,7 @@ def test_slurm_without_sbatch_says_how_to_try_the_grid_locally(tmp_path, monkeyp
         run_grid({"out": tmp_path / "o", **TINY, "launcher": "slurm"}, log=lambda line: None)
 
 
+@pytest.mark.slow  # imports rknet in a fresh process
 def test_the_base_install_stays_light():
     """The engines are extras, and nothing imports them unless their launcher is chosen."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]

@@ -83,14 +83,28 @@ def test_checkpoint_updates_batch_norm_statistics_once_per_training_step(memory)
         torch.testing.assert_close(checkpointed.get_parameter(name), parameter, rtol=1e-12, atol=1e-14)
 
 
+def assert_same_output_without_grad(block, reference, y):
+    """block(y) under no_grad has no graph and equals `reference`'s output computed with gradients on (the
+    path the gradients belong to): under no_grad both blocks take another path, so comparing them there
+    alone would compare that path with itself."""
+    expected = reference(y.detach().requires_grad_()).detach()
+    with torch.no_grad():
+        out = block(y)
+    assert out.grad_fn is None and not out.requires_grad
+    assert torch.equal(out, expected)
+
+
 @pytest.mark.parametrize("memory", RECOMPUTING)
 def test_checkpoint_in_eval_mode_and_without_grad(memory):
     plain, checkpointed = dynamic_pair("batch", dims=0, gradient=memory)
     plain.eval(), checkpointed.eval()
     assert_same_gradients(checkpointed, plain, torch.randn(4, 3, dtype=torch.float64))
-    with torch.no_grad():
-        assert torch.equal(checkpointed(torch.ones(2, 3, dtype=torch.float64)),
-                           plain(torch.ones(2, 3, dtype=torch.float64)))
+    before = {name: buffer.clone() for name, buffer in checkpointed.named_buffers()}
+    y = torch.randn(2, 3, dtype=torch.float64)
+    assert_same_output_without_grad(checkpointed, plain, y)
+    assert_same_output_without_grad(checkpointed, checkpointed, y)
+    for name, buffer in checkpointed.named_buffers():  # eval mode: the running statistics are only read
+        assert torch.equal(buffer, before[name]), name
 
 
 def test_checkpoint_holds_only_each_steps_input():
@@ -146,6 +160,7 @@ def test_memory_modes_hold_what_they_promise(norm):
     assert 2 * evaluations - steps <= recomputed["checkpoint"] <= 2 * evaluations
 
 
+@pytest.mark.slow  # torch.compile
 @pytest.mark.parametrize("memory", RECOMPUTING)
 def test_compiled_recomputing_modes_match_eager_backprop(memory):
     """Under torch.compile the partitioner does the recomputation: same outputs, gradients and batch-norm
@@ -190,8 +205,8 @@ def test_reversible_gives_backprop_gradients(index):
     plain.gradient = rknet.GRADIENTS["backprop"]
     y = torch.randn(2, 3, 8, dtype=torch.float64)
     assert_same_gradients(block, plain, y)
-    with torch.no_grad():
-        assert torch.equal(block(y), plain(y))
+    assert torch.equal(block(y.requires_grad_()), plain(y))  # the reversible pass gives backprop's output
+    assert_same_output_without_grad(block, plain, y)
 
 
 def test_reversible_parameters_get_gradients_when_the_input_needs_none():

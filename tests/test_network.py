@@ -2,9 +2,9 @@ import io
 
 import pytest
 import torch
-from rknet.network.odenet import decay_parameter_names
 
 import rknet
+from rknet.network.odenet import decay_parameter_names
 
 
 def test_default_odenet_has_the_reference_parameter_count():
@@ -52,6 +52,7 @@ def test_weight_decay_applies_to_kernels_only():
     assert names <= {n for n, _ in net.named_parameters()}
 
 
+@pytest.mark.slow  # torch.compile
 def test_torch_compile_matches_eager():
     net = rknet.ODENet(1, 3, widths=(4, 6), t_states=(0, 1, 2), norm="batch").eval()
     x = torch.randn(2, 1, 8, 8)

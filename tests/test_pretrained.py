@@ -107,8 +107,12 @@ def test_a_run_writes_its_best_model_as_a_pretrained_folder(tmp_path: Path) -> N
     assert json.loads((result.out / "config.json").read_text())["epochs"] == 1  # still the training options
 
 
-@pytest.mark.parametrize("options", [{"norm": "batch"}, {"method": "leapfrog"}, {"method": "hamiltonian"},
-                                     {"gradient": "adjoint"}, {"gradient": "checkpoint", "method": "heun"}])
+SLOW = pytest.mark.slow  # torch.export traces for a second or more: the default network's export stays fast
+
+
+@pytest.mark.parametrize("options", [{"norm": "batch"}, *(pytest.param(options, marks=SLOW) for options in (
+    {"method": "leapfrog"}, {"method": "hamiltonian"}, {"gradient": "adjoint"},
+    {"gradient": "checkpoint", "method": "heun"}, {"method": "imex_euler"}, {"method": "ars222"}))])
 def test_every_block_type_exports_with_a_dynamic_batch(options) -> None:
     net = trained_in_place(rknet.ODENet(in_channels=3, num_classes=5, widths=(4, 6), **options),
                            torch.randn(4, 3, 8, 8))
@@ -117,6 +121,18 @@ def test_every_block_type_exports_with_a_dynamic_batch(options) -> None:
     torch.testing.assert_close(program.module()(x), net(x), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["backward_euler", "sdirk2", "gauss2"])
+def test_implicit_blocks_are_refused_by_export_in_one_line(method) -> None:
+    """Their Newton-Krylov solves stop after a data-dependent number of iterations: torch.export cannot trace
+    them (it fails deep inside with a guard on a data-dependent value), so export says so before it starts."""
+    net = rknet.ODENet(in_channels=3, num_classes=5, widths=(4, 6), method=method)
+    with pytest.raises(ValueError, match=f"cannot export {method} \\(an implicit method\\): .* data-dependent "
+                                         "number of Newton-Krylov iterations"):
+        rknet.export_program(net, torch.randn(2, 3, 8, 8))
+    assert rknet.rediscretize(net, "rk4").spec.method.explicit  # the way out it names (rk4 exports, above)
+
+
+@pytest.mark.slow  # ONNX export and onnxruntime
 @pytest.mark.parametrize("options", [{"norm": "batch"}, {"method": "hamiltonian"}])
 def test_onnx_file_runs_in_onnxruntime(tmp_path: Path, options) -> None:
     ort = pytest.importorskip("onnxruntime")

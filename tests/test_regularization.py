@@ -2,12 +2,12 @@
 
 import pytest
 import torch
-from rknet.network.regularization import clip_weights_, time_regularization
 from torch import nn
 
 from rknet import DynamicBlock
 from rknet.blocks.reversible import HamiltonianBlock, LeapfrogBlock
 from rknet.layers import make_layer
+from rknet.network.regularization import clip_weights_, time_regularization
 
 
 def hand_built_block():

@@ -7,11 +7,11 @@ import warnings
 
 import pytest
 import torch
-from rknet.cli.main import build_parser
-from rknet.network.spec import DEFAULTS, NetworkSpec
 
 import rknet
+from rknet.cli.main import build_parser
 from rknet.layers import Antisymmetric, DoubleSym
+from rknet.network.spec import DEFAULTS, NetworkSpec
 from rknet.training.config import TrainConfig
 
 MIDPOINT_TOML = 'name = "mymid"\na = [[0, 0], ["1/2", 0]]\nb = [0, 1]\nc = [0, "1/2"]\n'

@@ -1,6 +1,9 @@
 """Torch threads follow the user, then OMP_NUM_THREADS, then the cores other work leaves free."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -23,10 +26,16 @@ def test_explicit_threads_win(restore_threads, monkeypatch):
     assert cpu.use_threads(1) == (1, "--threads") and torch.get_num_threads() == 1
 
 
-def test_omp_num_threads_is_respected(restore_threads, monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    torch.set_num_threads(1)  # as torch does at start-up when the variable is set
-    assert cpu.use_threads(None) == (1, "OMP_NUM_THREADS")
+@pytest.mark.slow  # starts a fresh Python (torch reads OMP_NUM_THREADS at start-up)
+def test_omp_num_threads_is_respected():
+    """In a fresh process started with OMP_NUM_THREADS=1 (torch reads it at start-up), a run keeps torch's one
+    thread and says why, where 4 cores (2 of them idle, both faked) would have given it more."""
+    probe = ("import torch; from rknet.common import cpu; cpu.cores = lambda: 4; cpu.free_cores = lambda: 2; "
+             "print(cpu.use_threads(None), torch.get_num_threads())")
+    done = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["(1,", "'OMP_NUM_THREADS')", "1"]
 
 
 @pytest.mark.parametrize(("idle", "expected"), [(4.0, 4), (2.8, 3), (1.4, 1), (0.1, 1)])

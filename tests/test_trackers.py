@@ -42,6 +42,7 @@ def wandb_records(path: Path) -> list:
     return records
 
 
+@pytest.mark.slow  # W&B
 def test_wandb_offline_log_holds_config_every_epoch_and_summary(tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -78,6 +79,7 @@ def mlflow_store(tmp_path: Path, monkeypatch):
     return mlflow.MlflowClient()
 
 
+@pytest.mark.slow  # MLflow
 def test_mlflow_file_store_holds_config_every_epoch_and_summary(tmp_path: Path, mlflow_store) -> None:
     result = rknet.train(dict(TINY, logger="mlflow", logger_group="grid-b", out=str(tmp_path / "run")),
                          log=lambda line: None)
@@ -96,6 +98,7 @@ def test_mlflow_file_store_holds_config_every_epoch_and_summary(tmp_path: Path, 
     assert json.loads((artifacts / "summary.json").read_text())["test_acc"] == pytest.approx(result.test_acc)
 
 
+@pytest.mark.slow  # MLflow
 def test_resumed_run_logs_its_whole_history_to_a_new_tracker_run(tmp_path: Path, mlflow_store) -> None:
     out = tmp_path / "run"
     rknet.train(dict(TINY, epochs=1, logger="mlflow", out=str(out)), log=lambda line: None)
@@ -108,6 +111,7 @@ def test_resumed_run_logs_its_whole_history_to_a_new_tracker_run(tmp_path: Path,
     assert runs[1].data.params["epochs"] == "2"
 
 
+@pytest.mark.slow  # MLflow
 def test_mlflow_run_closed_before_its_summary_is_failed(tmp_path: Path, mlflow_store) -> None:
     log = MetricsLog(tmp_path, [{"epoch": 1, "train_loss": 0.5}], {"logger": "mlflow", "epochs": 3})
     log.close()  # as when training stops on an error

@@ -41,11 +41,22 @@ def test_train_writes_every_artifact_and_load_returns_the_model(tmp_path, capsys
     assert rows[0]["test_acc"] == pytest.approx(summary["test_acc"])
 
 
-def test_python_api_mirrors_the_cli(tmp_path):
-    result = rknet.train({"data": "circles", "epochs": 1, "widths": [4, 4], "steps": 1,
-                                "out": str(tmp_path / "api")}, log=lambda line: None)
-    assert result.epochs == 1 and (result.out / "model.pt").exists()
+def test_python_api_mirrors_the_cli(tmp_path, capsys):
+    """rknet.train(options) and `rknet train --options` are one run: same configuration, metrics and weights."""
+    result = rknet.train({"data": "circles", "epochs": 2, "widths": [4, 4], "steps": 1, "method": "heun",
+                          "lr": 0.05, "out": str(tmp_path / "api")}, log=lambda line: None)
+    assert result.epochs == 2 and (result.out / "model.pt").exists()
     assert result.model(torch.zeros(3, 2)).shape == (3, 2)
+    code, _, err = run_cli(["train", "--data", "circles", "--epochs", "2", "--widths", "4,4", "--steps", "1",
+                            "--method", "heun", "--lr", "0.05", "--out", tmp_path / "cli"], capsys)
+    assert code == 0, err
+    api, cli = (json.loads((tmp_path / name / "config.json").read_text()) for name in ("api", "cli"))
+    assert api.pop("out") != cli.pop("out") and api == cli
+    timing = ("seconds", "images_per_s")
+    assert ([{k: v for k, v in r.items() if k not in timing} for r in read_metrics(tmp_path / "api")]
+            == [{k: v for k, v in r.items() if k not in timing} for r in read_metrics(tmp_path / "cli")])
+    x = torch.randn(5, 2)
+    assert torch.equal(rknet.load(tmp_path / "cli")(x), result.model(x))
 
 
 def test_config_files_toml_and_yaml_with_command_line_overrides(tmp_path, capsys):
@@ -77,6 +88,7 @@ def _spawn(args, cwd):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+@pytest.mark.slow  # kills a training process and resumes it in another
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path):
     args = ["train", "--data", "digits", "--epochs", "4", "--widths", "4,8", "--steps", "2", "--batch-size", "32"]
     whole = subprocess.run([sys.executable, "-m", "rknet", *args, "--out", str(tmp_path / "whole")],

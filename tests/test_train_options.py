@@ -92,6 +92,7 @@ def test_gradient_norms_per_block_are_logged(tmp_path):
     assert record["grad_norm/blocks.0"] > 0 and record["grad_norm/blocks.1"] > 0
 
 
+@pytest.mark.slow  # torch.compile
 def test_fast_path_agrees_with_eager_within_bf16_tolerance(tmp_path):
     """--fast (compiled, bf16 autocast) against eager fp32 over the same SGD step.
 

@@ -1,11 +1,13 @@
 """Inference outside Python: a trained network as a `torch.export` program or an ONNX file.
 
-Every block type exports (Runge-Kutta with any tableau and gradient strategy, leapfrog, hamiltonian):
-in eval mode a forward pass is a fixed sequence of tensor operations, since the grids, stage terms and
-interpolation weights are plain numbers fixed at construction and batch norm reads its per-evaluation
-running statistics. Gradient strategies only change what is kept for the backward pass, which an
-inference graph does not have. The batch dimension stays dynamic. ONNX needs the `onnx` extra
-(`pip install 'rknet[onnx]'`: onnx, onnxscript and onnxruntime to run the file).
+Every block type with a fixed sequence of operations exports (explicit Runge-Kutta with any gradient
+strategy, IMEX, leapfrog, hamiltonian): in eval mode the grids, stage terms and interpolation weights are
+plain numbers fixed at construction and batch norm reads its per-evaluation running statistics. Gradient
+strategies only change what is kept for the backward pass, which an inference graph does not have.
+Implicit tableaus are refused: their Newton-Krylov stage solves stop after a data-dependent number of
+iterations, which a traced graph cannot hold (`rknet.rediscretize` the network onto an explicit tableau
+first). The batch dimension stays dynamic. ONNX needs the `onnx` extra (`pip install 'rknet[onnx]'`:
+onnx, onnxscript and onnxruntime to run the file).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from rknet.methods.registry import uses_solver
 from rknet.network.odenet import ODENet
 
 
@@ -24,6 +27,10 @@ def export_program(model: ODENet, example: torch.Tensor) -> torch.export.Exporte
         raise TypeError(f"export takes an rknet.ODENet, got {type(model).__name__}")
     if not isinstance(example, torch.Tensor) or example.dim() < 2:
         raise ValueError("example must be a batch of inputs, shaped (batch, ...) as the network takes them")
+    if uses_solver(model.spec.method):
+        raise ValueError(f"cannot export {model.spec.method_name} (an implicit method): its stage solves run a "
+                         "data-dependent number of Newton-Krylov iterations, which torch.export cannot trace; "
+                         "re-discretise onto an explicit method first, e.g. rknet.rediscretize(model, 'rk4')")
     was_training = model.training
     model.eval()
     try:

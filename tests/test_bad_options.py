@@ -1,6 +1,6 @@
 """Bad options never pass silently: every one ends in exit 2 and one line naming it (command line), or a
-ValueError naming it (Python), before anything is trained or written. The options half of the fuzz suite
-(data and files: tests/test_fuzz.py)."""
+ValueError naming it (Python), before anything is trained or written. The options part of the bad-input
+suite (data, files, checkpoints: tests/test_bad_*.py, test_run_folders.py, test_divergence.py)."""
 
 import math
 
