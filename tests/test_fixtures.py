@@ -75,10 +75,11 @@ def test_evaluate_run_reads_the_run_folder_and_reproduces_its_test_score():
 
 
 def test_rknet_eval_reads_a_copy_of_the_run_folder(cli, tmp_path):
-    run = shutil.copytree(RUN, tmp_path / "run")  # eval writes RUN/eval.json
+    run = shutil.copytree(RUN, tmp_path / "run")  # eval writes RUN/eval-TIME.json
     code, out, err = cli("eval", run, "--device", "cpu")
     assert code == 0, err
-    (row,) = json.loads((run / "eval.json").read_text())
+    (written,) = run.glob("eval-*.json")
+    (row,) = json.loads(written.read_text())
     assert row["method"] == "rk4" and row["test_acc"] == pytest.approx(0.1, abs=1e-9) and "rk4" in out
 
 
