@@ -40,10 +40,7 @@ class AdaptiveStats:
         return {"evaluations": self.evaluations, "accepted": self.accepted, "rejected": self.rejected}
 
 
-def check_tolerances(rtol: float | torch.Tensor, atol: float | torch.Tensor) -> tuple:
-    """Numbers, or per-element tensors of the state's shape (checked non-negative by their maker)."""
-    if isinstance(rtol, torch.Tensor) or isinstance(atol, torch.Tensor):
-        return rtol, atol
+def check_tolerances(rtol: float, atol: float) -> tuple[float, float]:
     for name, value in (("rtol", rtol), ("atol", atol)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
             raise ValueError(f"{name} must be a non-negative number, got {value!r}")

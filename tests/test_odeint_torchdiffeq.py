@@ -1,0 +1,197 @@
+"""rknet.odeint against torchdiffeq.odeint on the same calls: the API surface (structures, times, dtypes,
+names, tolerances, gradients with respect to t, bad calls), each checked against what torchdiffeq does."""
+
+import warnings
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import rknet
+
+torchdiffeq = pytest.importorskip("torchdiffeq")
+
+ALL_NAMES = ("dopri8", "dopri5", "tsit5", "bosh3", "fehlberg2", "adaptive_heun", "euler", "midpoint", "heun2",
+             "heun3", "rk4", "explicit_adams", "implicit_adams", "fixed_adams", "implicit_euler", "implicit_midpoint",
+             "trapezoid", "radauIIA3", "gl4", "radauIIA5", "gl6", "sdirk2", "trbdf2", "scipy_solver")
+FIXED_RK = ("euler", "midpoint", "heun2", "heun3", "rk4", "implicit_euler", "implicit_midpoint", "trapezoid",
+            "radauIIA3", "gl4", "radauIIA5", "gl6", "sdirk2", "trbdf2")
+
+
+class Decay(nn.Module):
+    """y' = -k y + sin(t): non-autonomous, with a parameter."""
+
+    def __init__(self, dtype=torch.float64):
+        super().__init__()
+        self.k = nn.Parameter(torch.tensor(0.7, dtype=dtype))
+
+    def forward(self, t, y):
+        return -self.k * y + torch.sin(t)
+
+
+def both(call):
+    """call(library) for rknet and torchdiffeq."""
+    return call(rknet), call(torchdiffeq)
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_one_element_t_returns_y0_for_every_name(name):
+    y0 = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    t = torch.tensor([0.5], dtype=torch.float64)
+    ours, theirs = both(lambda lib: lib.odeint(Decay(), y0, t, method=name))
+    assert ours.shape == theirs.shape == (1, 2)
+    assert torch.equal(ours, theirs)
+    pair = (y0, y0[:1] * 3)
+    ours, theirs = both(lambda lib: lib.odeint(lambda t, y: (-y[0], -y[1]), pair, t, method=name))
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
+
+
+@pytest.mark.parametrize("name", FIXED_RK)
+def test_fixed_grid_names_mean_torchdiffeqs_coefficients(name):
+    """Same name, same grid: the same numbers (rk4 is the 3/8 rule, heun3 Heun's third-order method, ...)."""
+    y0 = torch.tensor([1.0, -0.5], dtype=torch.float64)
+    t = torch.linspace(0.0, 1.0, 6, dtype=torch.float64)
+    with torch.no_grad():
+        ours, theirs = both(lambda lib: lib.odeint(Decay(), y0, t, method=name, options={"step_size": 0.1}))
+    torch.testing.assert_close(ours, theirs, rtol=1e-9, atol=1e-9)
+
+
+def test_rk4_is_not_the_classic_method():
+    y0 = torch.tensor([1.0], dtype=torch.float64)
+    t = torch.linspace(0.0, 2.0, 5, dtype=torch.float64)
+    with torch.no_grad():
+        three_eighths = rknet.odeint(Decay(), y0, t, method="rk4")
+        classic = rknet.odeint(Decay(), y0, t, method=rknet.get_tableau("rk4"))
+    assert 0 < (three_eighths - classic).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("method", ["dopri5", "bosh3", "tsit5"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_tuple_state_with_per_component_tolerances(method, reverse):
+    t = torch.linspace(0.0, 2.0, 5, dtype=torch.float64)
+    t = t.flip(0) if reverse else t
+    y0 = (torch.tensor(1.0, dtype=torch.float64), torch.tensor([[0.5, -0.5], [0.1, 2.0]], dtype=torch.float64))
+
+    def f(t, y):
+        return -y[0] + torch.cos(t), -0.3 * y[1] + y[0]
+
+    ours, theirs = both(lambda lib: lib.odeint(f, y0, t, method=method, rtol=(1e-8, 1e-9), atol=(1e-10, 1e-9)))
+    assert isinstance(ours, tuple) and len(ours) == 2
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_tolerances_as_tensors():
+    y0 = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    t = torch.linspace(0.0, 1.0, 3, dtype=torch.float64)
+    rtol, atol = torch.tensor([1e-8, 1e-6], dtype=torch.float64), torch.tensor(1e-9, dtype=torch.float64)
+    with torch.no_grad():
+        ours, theirs = both(lambda lib: lib.odeint(Decay(), y0, t, rtol=rtol, atol=atol))
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_func_gets_t_in_y0s_dtype_and_outputs_are_in_y0s_dtype():
+    seen = {}
+
+    def f(t, y):
+        seen.setdefault(lib_name, t.dtype)
+        return -y
+
+    y0 = torch.tensor([1.0], dtype=torch.float32)
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    for lib_name, lib in (("rknet", rknet), ("torchdiffeq", torchdiffeq)):
+        out = lib.odeint(f, y0, t)
+        assert out.dtype == torch.float32
+    assert seen["rknet"] == seen["torchdiffeq"] == torch.float32
+
+
+def test_func_returning_a_broadcastable_value():
+    y0 = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    ours, theirs = both(lambda lib: lib.odeint(lambda t, y: torch.cos(t), y0, t))
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_step_size_given_to_an_adaptive_method_warns_and_stays_adaptive():
+    y0 = torch.tensor([1.0], dtype=torch.float64)
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    for lib in (rknet, torchdiffeq):
+        with pytest.warns(UserWarning, match="step_size"):
+            out = lib.odeint(Decay(), y0, t, method="dopri5", options={"step_size": 0.5})
+        exact = lib.odeint(Decay(), y0, t, method="dopri5", rtol=1e-10, atol=1e-12)
+        assert (out - exact).abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("adjoint", [False, True])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_gradients_with_respect_to_t(adjoint, reverse):
+    grads = []
+    for lib in (rknet, torchdiffeq):
+        t = torch.tensor([0.0, 0.4, 1.0, 1.5], dtype=torch.float64)
+        t = (t.flip(0) if reverse else t).requires_grad_()
+        y0 = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+        solve = lib.odeint_adjoint if adjoint else lib.odeint
+        out = solve(Decay(), y0, t, rtol=1e-10, atol=1e-12)
+        (out * torch.arange(1.0, 9.0, dtype=torch.float64).view(4, 2)).sum().backward()
+        grads.append(torch.cat([t.grad, y0.grad]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-8)
+
+
+def _kind(call):
+    try:
+        call()
+    except (AssertionError, ValueError):  # torchdiffeq asserts where rknet raises ValueError
+        return "value"
+    except TypeError:
+        return "type"
+    except NotImplementedError:
+        return "missing"
+    return None
+
+
+BAD_CALLS = {
+    "t not monotone": lambda lib: lib.odeint(Decay(), torch.ones(1, dtype=torch.float64),
+                                             torch.tensor([0.0, 1.0, 0.5], dtype=torch.float64)),
+    "t of integers": lambda lib: lib.odeint(Decay(), torch.ones(1, dtype=torch.float64), torch.tensor([0, 1])),
+    "unknown method": lambda lib: lib.odeint(Decay(), torch.ones(1, dtype=torch.float64),
+                                             torch.tensor([0.0, 1.0], dtype=torch.float64), method="rk5"),
+    "tuple tolerance of the wrong length": lambda lib: lib.odeint(
+        lambda t, y: (-y[0], -y[1]), (torch.ones(1), torch.ones(2)), torch.tensor([0.0, 1.0]), rtol=(1e-6,) * 3),
+    "step_size and grid_constructor": lambda lib: lib.odeint(
+        Decay(), torch.ones(1, dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64), method="euler",
+        options={"step_size": 0.1, "grid_constructor": lambda f, y0, t: t}),
+    "adjoint of a function without adjoint_params": lambda lib: lib.odeint_adjoint(
+        lambda t, y: -y, torch.ones(1, dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64)),
+    "event_fn with three times": lambda lib: lib.odeint(
+        Decay(), torch.ones(1, dtype=torch.float64), torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64),
+        event_fn=lambda t, y: y.sum() - 0.5),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CALLS))
+def test_bad_calls_raise_the_same_kind_of_error(case):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours, theirs = both(lambda lib: _kind(lambda: BAD_CALLS[case](lib)))
+    assert theirs is not None and ours == theirs
+
+
+@settings(max_examples=25, deadline=None)
+@given(method=st.sampled_from(["dopri5", "bosh3", "tsit5"]), reverse=st.booleans(),
+       dtype=st.sampled_from([torch.float32, torch.float64]), tupled=st.booleans(),
+       points=st.integers(min_value=1, max_value=5), k=st.floats(min_value=-1.0, max_value=1.0))
+def test_generated_calls_agree(method, reverse, dtype, tupled, points, k):
+    """Generated calls across methods, directions, dtypes, structures and numbers of outputs."""
+    t = torch.linspace(0.0, 1.5, points, dtype=torch.float64)
+    t = t.flip(0) if reverse else t
+    y0 = torch.tensor([1.0, -0.5], dtype=dtype)
+    f = (lambda t, y: -k * y + torch.sin(t))
+    state, func = ((y0[:1], y0[1:]), lambda t, y: tuple(f(t, part) for part in y)) if tupled else (y0, f)
+    tol = 1e-5 if dtype == torch.float32 else 1e-7
+    ours, theirs = both(lambda lib: lib.odeint(func, state, t, method=method, rtol=tol * 1e-2, atol=tol * 1e-2))
+    ours, theirs = (torch.cat(ours, dim=-1), torch.cat(theirs, dim=-1)) if tupled else (ours, theirs)
+    assert ours.dtype == theirs.dtype == dtype and ours.shape == theirs.shape
+    torch.testing.assert_close(ours, theirs, rtol=tol, atol=tol)
