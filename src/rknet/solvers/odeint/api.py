@@ -10,12 +10,13 @@ import torch
 from torch import nn
 
 from rknet.methods.tableau import ButcherTableau
+from rknet.solvers.hooks import Callbacks
 from rknet.solvers.odeint.arguments import Problem, State, problem
 from rknet.solvers.odeint.events import solve_event, with_event_gradient
 from rknet.solvers.odeint.gradients import AdjointSettings, AdjointSolve, with_time_gradients
 from rknet.solvers.odeint.names import Method, resolve
 from rknet.solvers.odeint.norms import adjoint_norm, state_norm
-from rknet.solvers.odeint.options import callbacks, check_options
+from rknet.solvers.odeint.options import check_options, step_callbacks
 from rknet.solvers.odeint.solve import integrate
 
 Func = Callable[[torch.Tensor, State], State]
@@ -23,7 +24,7 @@ MethodArg = str | ButcherTableau | None
 
 
 def _prepare(func: Func, y0, t, rtol, atol, method: MethodArg, options: Mapping | None, event_fn
-             ) -> tuple[Problem, Method, dict, dict]:
+             ) -> tuple[Problem, Method, dict, Callbacks]:
     """The flat problem, the method, its checked options (with the state norm) and func's callbacks."""
     flat = problem(func, y0, t, rtol, atol)
     if event_fn is not None and len(flat.t) != 2:
@@ -33,8 +34,7 @@ def _prepare(func: Func, y0, t, rtol, atol, method: MethodArg, options: Mapping 
     checked = check_options(options, chosen, flat.sign)
     if "norm" in checked or flat.shapes is not None:
         checked["norm"] = state_norm(checked.get("norm"), flat.shapes)
-    checked.pop("dtype", None)  # torchdiffeq's time dtype: rknet keeps solver times in float64 always
-    return flat, chosen, checked, callbacks(func, chosen, flat)
+    return flat, chosen, checked, step_callbacks(func, chosen, flat)
 
 
 def _finish(flat: Problem, solution: torch.Tensor, event_fn, event_t):
@@ -93,11 +93,11 @@ def odeint_adjoint(func: Func, y0: State, t, *, rtol=1e-7, atol=1e-9, method: Me
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the forward check already warned about the same options
         backward_options = check_options(given, backward_method, -flat.sign)
-    backward_options.pop("dtype", None)
     settings = AdjointSettings(backward_method, backward_options,
                                flat.rtol if adjoint_rtol is None else problem(func, y0, t, adjoint_rtol, 1).rtol,
                                flat.atol if adjoint_atol is None else problem(func, y0, t, 1, adjoint_atol).atol,
-                               callbacks(func, backward_method, flat, "_adjoint"), norm)
+                               step_callbacks(func, backward_method, dataclasses.replace(flat, sign=-flat.sign),
+                                              adjoint=True), norm)
 
     def solve(y: torch.Tensor, start: Problem = flat) -> torch.Tensor:
         return AdjointSolve.apply(start, chosen, checked, found, settings, y, *params)

@@ -2,10 +2,10 @@
 
 The event function is combined as torchdiffeq combines it (each component made positive at t0, then the
 minimum: the first component to cross zero ends the solve). The crossing is located by the stepping
-layer on its dense output, without a graph; the returned solution is then solved (differentiably, by
-backprop or the adjoint) from t0 to that time. `odeint_event` adds the event time's own gradient by the
-implicit function theorem: g(t*, y(t*)) = 0 gives dt*/dp = -(dg/dy dy/dp) / (dg/dt + dg/dy f), so a
-cotangent on t* becomes one on y(t*) (torchdiffeq's rerouting).
+layer (`rknet.solvers.events`) on its dense output; the state there is differentiable through the steps,
+or (adjoint) solved again from t0 to the event time by the adjoint solve. `odeint_event` adds the event
+time's own gradient by the implicit function theorem: g(t*, y(t*)) = 0 gives
+dt*/dp = -(dg/dy dy/dp) / (dg/dt + dg/dy f), so a cotangent on t* becomes one on y(t*) (torchdiffeq's rerouting).
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from collections.abc import Callable
 import torch
 from torch.autograd.functional import vjp
 
+from rknet.solvers.events import solve_until_event
+from rknet.solvers.hooks import Callbacks
 from rknet.solvers.odeint.arguments import Problem, problem, unflatten
-from rknet.solvers.odeint.names import Method
-from rknet.solvers.odeint.solve import integrate
+from rknet.solvers.odeint.names import ADAPTIVE, FIXED, Method
+from rknet.solvers.odeint.solve import implicit_solver, stepping_options
 
 
 def combined_event(flat: Problem, event_fn: Callable) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -33,25 +35,23 @@ def combined_event(flat: Problem, event_fn: Callable) -> Callable[[torch.Tensor,
     return lambda t, y: torch.min(event(t, y) * signs)
 
 
-def locate_event(flat: Problem, method: Method, options: dict, callbacks: dict, event: Callable) -> float:
-    """The solver time at which `event` first crosses zero (raises until the stepping layer provides it)."""
-    raise NotImplementedError("event handling needs the stepping layer's event location, not in this build")
-
-
-def solve_event(flat: Problem, method: Method, options: dict, callbacks: dict, event_fn: Callable,
+def solve_event(flat: Problem, method: Method, options: dict, callbacks: Callbacks, event_fn: Callable,
                 solve: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(event time in the caller's time, states at [t0, event time]); `solve(y0, problem)` integrates
-    differentiably (default: `integrate` with a graph)."""
+    """(event time in the caller's time, states at [t0, event time]). Without `solve`, the state at the event is
+    the stepping layer's (differentiable through its steps); `solve(y0, problem)` instead solves again from t0
+    to the event time (the adjoint's way)."""
+    if method.kind not in (ADAPTIVE, FIXED):
+        raise NotImplementedError(f"event handling is not implemented for method {method.name!r}; use a "
+                                  "Runge-Kutta method (adaptive, or fixed-grid with options['step_size'])")
     event = combined_event(flat, event_fn)
-    with torch.no_grad():
-        s = locate_event(flat, method, options, callbacks, event)
-    t = torch.stack([flat.t[0], torch.as_tensor(flat.sign * s, dtype=flat.t.dtype, device=flat.t.device)])
-    until = dataclasses.replace(flat, t=t)
+    located, state = solve_until_event(flat.slope, flat.y0, flat.times[0], lambda s, y: event(flat.user_time(s), y),
+                                       method.tableau, flat.rtol, flat.atol, stepping_options(method, options),
+                                       callbacks, implicit_solver(method, options))
+    event_t = torch.tensor(flat.sign * located, dtype=flat.t.dtype, device=flat.t.device)
     if solve is None:
-        states = integrate(until, method, options, callbacks)
-    else:
-        states = solve(until.y0, until)
-    return t[-1].detach(), states
+        return event_t, torch.stack([flat.y0, state])
+    until = dataclasses.replace(flat, t=torch.stack([flat.t[0].detach(), event_t]))
+    return event_t, solve(until.y0, until)
 
 
 class _EventGradient(torch.autograd.Function):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch.autograd.function import once_differentiable
 
+from rknet.solvers.hooks import Callbacks
 from rknet.solvers.odeint.arguments import Problem, unflatten
 from rknet.solvers.odeint.names import Method
 from rknet.solvers.odeint.solve import integrate
@@ -89,7 +90,7 @@ class AdjointSettings:
     options: dict
     rtol: float | torch.Tensor
     atol: float | torch.Tensor
-    callbacks: dict
+    callbacks: Callbacks
     norm: Callable | None
 
 
@@ -104,7 +105,7 @@ class AdjointSolve(torch.autograd.Function):
     """`integrate` without a graph; backward solves the adjoint equations interval by interval."""
 
     @staticmethod
-    def forward(ctx, problem: Problem, method: Method, options: dict, callbacks: dict, settings: AdjointSettings,
+    def forward(ctx, problem: Problem, method: Method, options: dict, callbacks: Callbacks, settings: AdjointSettings,
                 y0: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             states = integrate(dataclasses.replace(problem, y0=y0.detach()), method, options, callbacks)

@@ -39,9 +39,6 @@ OPTIONS = {
     SCIPY: frozenset({"solver", "min_step", "max_step", "norm", "grid_points", "eps"}),
 }
 ALL_OPTIONS = frozenset().union(*OPTIONS.values())
-CALLBACKS = ("callback_step", "callback_accept_step", "callback_reject_step")
-VALID_CALLBACKS = {ADAPTIVE: frozenset(CALLBACKS), FIXED: frozenset(CALLBACKS[:1]), ADAMS: frozenset(CALLBACKS[:1]),
-                   SCIPY: frozenset()}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`options=` and the callbacks on `func`, checked as torchdiffeq checks them.
+"""`options=` and the step callbacks on `func`, checked as torchdiffeq checks them.
 
 An option torchdiffeq's solver of this kind does not take (e.g. `step_size` given to dopri5) is dropped with
 torchdiffeq's warning, and the solve stays what the method is (adaptive stays adaptive); a name no torchdiffeq
@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 
 import torch
 
+from rknet.solvers.hooks import ADAPTIVE_CALLBACKS, FIXED_GRID_CALLBACKS, Callbacks, callbacks_of
 from rknet.solvers.odeint.arguments import Problem, unflatten
-from rknet.solvers.odeint.names import ALL_OPTIONS, CALLBACKS, FIXED, VALID_CALLBACKS, Method
+from rknet.solvers.odeint.names import ADAPTIVE, ALL_OPTIONS, FIXED, SCIPY, Method
 
 
 def _negated(value):
@@ -50,22 +51,17 @@ def check_options(options: Mapping | None, method: Method, sign: float) -> dict:
     return options
 
 
-def callbacks(func: Callable, method: Method, problem: Problem, suffix: str = "") -> dict[str, Callable]:
-    """func's callbacks (`callback_step` etc., with `suffix` "_adjoint" those of the adjoint solve), called by
-    the solver as callback(s, y, h) in solver time on the flat state; each gets the caller's time and state."""
-    found = {}
-    for name in CALLBACKS:
-        callback = getattr(func, name + suffix, None)
-        if callback is None:
-            continue
-        if not suffix and name not in VALID_CALLBACKS[method.kind]:
-            warnings.warn(f"Solver '{method.name}' does not support callbacks {{{name!r}}}", stacklevel=3)
-            continue
+def step_callbacks(func: Callable, method: Method, problem: Problem, adjoint: bool = False) -> Callbacks:
+    """func's step callbacks (with `adjoint` their `_adjoint` forms) for the stepping layer, which calls them
+    as callback(s, y, h) in solver time on the flat state: each gets the caller's time and state as tensors
+    (the adjoint forms get the flat augmented state)."""
+    supported = {ADAPTIVE: ADAPTIVE_CALLBACKS, SCIPY: frozenset()}.get(method.kind, FIXED_GRID_CALLBACKS)
 
-        def wrapped(s, y, h, callback=callback):
-            s = float(s) if isinstance(s, torch.Tensor) else s
-            state = y if problem.shapes is None or suffix else unflatten(y, (), problem.shapes)
+    def wrap(callback: Callable) -> Callable:
+        def called(s: float, y: torch.Tensor, h: float):
+            state = y if problem.shapes is None or adjoint else unflatten(y, (), problem.shapes)
             return callback(problem.user_time(s), state, torch.as_tensor(h, dtype=problem.time_dtype))
 
-        found[name] = wrapped
-    return found
+        return called
+
+    return callbacks_of(func, supported, method.name, adjoint, wrap)
