@@ -51,7 +51,21 @@ def solve_event(flat: Problem, method: Method, options: dict, callbacks: Callbac
     if solve is None:
         return event_t, torch.stack([flat.y0, state])
     until = dataclasses.replace(flat, t=torch.stack([flat.t[0].detach(), event_t]))
-    return event_t, solve(until.y0, until)
+    states = solve(until.y0, until)
+    return _Unrouted.apply(event_t, states), states
+
+
+class _Unrouted(torch.autograd.Function):
+    """The event time, in the graph of the adjoint solve but passing no gradient (as torchdiffeq's adjoint mode:
+    `odeint_event` adds the event time's gradient)."""
+
+    @staticmethod
+    def forward(ctx, event_t: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        return event_t.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, None
 
 
 class _EventGradient(torch.autograd.Function):
