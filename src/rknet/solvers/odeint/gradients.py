@@ -134,7 +134,7 @@ class AdjointSolve(torch.autograd.Function):
         options = dict(ctx.adjoint_options)
         norm = options.pop("norm", None)
         if norm is not None:
-            options["norm"] = lambda z: norm(_norm_tuple(z, n, params))
+            options["norm"] = lambda z: norm(_norm_tuple(z, shape, params))
         rtol, atol = (_augmented_tolerance(tol, sum(sizes)) for tol in (settings.rtol, settings.atol))
         a = cotangents[-1].reshape(-1)
         grads = torch.zeros(sum(sizes), dtype=states.dtype, device=states.device)
@@ -147,8 +147,8 @@ class AdjointSolve(torch.autograd.Function):
         return None, None, None, None, None, a.view(shape), *(g.view_as(p) for g, p in zip(split, params))
 
 
-def _norm_tuple(z: torch.Tensor, n: int, params: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    """The flat augmented state as torchdiffeq's adjoint norms see it: (t, y, a, *param_grads), y and a flat
-    (the t-adjoint is not integrated here: it is 0)."""
-    time = torch.zeros((), dtype=z.dtype, device=z.device)
-    return (time, z[:n], z[n:2 * n], *unflatten(z[2 * n:], (), [p.shape for p in params]))
+def _norm_tuple(z: torch.Tensor, shape: torch.Size, params: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """The flat augmented state as torchdiffeq's adjoint norms see it: (t, y, a, *param_grads), y and a in the
+    (flat) state's shape (the t-adjoint is not integrated here: it is 0)."""
+    n, time = shape.numel(), torch.zeros((), dtype=z.dtype, device=z.device)
+    return (time, z[:n].view(shape), z[n:2 * n].view(shape), *unflatten(z[2 * n:], (), [p.shape for p in params]))
