@@ -29,10 +29,11 @@ TORCHDIFFEQ_METHODS: dict[str, tuple[str, str | bool | None]] = {
 ALIASES = {"fehlberg": "fehlberg45"}
 
 _FIXED_OPTIONS = frozenset({"step_size", "grid_constructor", "interp", "perturb"})
-# The options torchdiffeq's solvers of each kind take (`norm` is taken, and ignored where unused, by all).
+# The options torchdiffeq's solvers of each kind take (`norm` is taken, and ignored where unused, by all), and
+# rknet's: an adaptive `interp` ("dense", default, or "step": land on every output) and `controller`.
 OPTIONS = {
     ADAPTIVE: frozenset({"first_step", "safety", "ifactor", "dfactor", "max_num_steps", "step_t", "jump_t",
-                         "min_step", "max_step", "dtype", "norm"}),
+                         "min_step", "max_step", "dtype", "norm", "interp", "controller"}),
     FIXED: _FIXED_OPTIONS | {"norm"},
     "implicit": _FIXED_OPTIONS | {"norm", "max_iters"},
     ADAMS: _FIXED_OPTIONS | {"norm", "max_iters", "max_order"},
