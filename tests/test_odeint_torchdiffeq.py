@@ -1,6 +1,10 @@
 """rknet.odeint against torchdiffeq.odeint on the same calls: the API surface (structures, times, dtypes,
-names, tolerances, gradients with respect to t, bad calls), each checked against what torchdiffeq does."""
+names, tolerances, gradients with respect to t, bad calls), each checked against what torchdiffeq does.
 
+Only the method names the installed torchdiffeq has are compared (0.2.5 has no tsit5 and no implicit methods;
+torchdiffeq's own test suite run against rknet covers those, see docs/odeint.md)."""
+
+import importlib
 import warnings
 
 import pytest
@@ -12,12 +16,16 @@ from torch import nn
 import rknet
 
 torchdiffeq = pytest.importorskip("torchdiffeq")
+THEIRS = set(importlib.import_module("torchdiffeq._impl.odeint").SOLVERS)
 
 ALL_NAMES = ("dopri8", "dopri5", "tsit5", "bosh3", "fehlberg2", "adaptive_heun", "euler", "midpoint", "heun2",
              "heun3", "rk4", "explicit_adams", "implicit_adams", "fixed_adams", "implicit_euler", "implicit_midpoint",
              "trapezoid", "radauIIA3", "gl4", "radauIIA5", "gl6", "sdirk2", "trbdf2", "scipy_solver")
 FIXED_RK = ("euler", "midpoint", "heun2", "heun3", "rk4", "implicit_euler", "implicit_midpoint", "trapezoid",
             "radauIIA3", "gl4", "radauIIA5", "gl6", "sdirk2", "trbdf2")
+PAIRS = tuple(name for name in ("dopri5", "bosh3", "tsit5") if name in THEIRS)
+# Comparison tolerance of two adaptive solutions at rtol = 1e-8: the interpolants' error is the method's.
+AGREEMENT = {"dopri5": 1e-7, "tsit5": 1e-7, "bosh3": 2e-5}
 
 
 class Decay(nn.Module):
@@ -36,7 +44,7 @@ def both(call):
     return call(rknet), call(torchdiffeq)
 
 
-@pytest.mark.parametrize("name", ALL_NAMES)
+@pytest.mark.parametrize("name", [name for name in ALL_NAMES if name in THEIRS])
 def test_one_element_t_returns_y0_for_every_name(name):
     y0 = torch.tensor([1.0, 2.0], dtype=torch.float64)
     t = torch.tensor([0.5], dtype=torch.float64)
@@ -48,7 +56,7 @@ def test_one_element_t_returns_y0_for_every_name(name):
     assert all(torch.equal(a, b) for a, b in zip(ours, theirs))
 
 
-@pytest.mark.parametrize("name", FIXED_RK)
+@pytest.mark.parametrize("name", [name for name in FIXED_RK if name in THEIRS])
 def test_fixed_grid_names_mean_torchdiffeqs_coefficients(name):
     """Same name, same grid: the same numbers (rk4 is the 3/8 rule, heun3 Heun's third-order method, ...)."""
     y0 = torch.tensor([1.0, -0.5], dtype=torch.float64)
@@ -67,7 +75,7 @@ def test_rk4_is_not_the_classic_method():
     assert 0 < (three_eighths - classic).abs().max() < 1e-3
 
 
-@pytest.mark.parametrize("method", ["dopri5", "bosh3", "tsit5"])
+@pytest.mark.parametrize("method", PAIRS)
 @pytest.mark.parametrize("reverse", [False, True])
 def test_tuple_state_with_per_component_tolerances(method, reverse):
     t = torch.linspace(0.0, 2.0, 5, dtype=torch.float64)
@@ -81,7 +89,7 @@ def test_tuple_state_with_per_component_tolerances(method, reverse):
     assert isinstance(ours, tuple) and len(ours) == 2
     for a, b in zip(ours, theirs):
         assert a.shape == b.shape
-        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(a, b, rtol=AGREEMENT[method], atol=AGREEMENT[method])
 
 
 def test_tolerances_as_tensors():
@@ -103,10 +111,13 @@ def test_func_gets_t_in_y0s_dtype_and_outputs_are_in_y0s_dtype():
 
 
 def test_func_returning_a_broadcastable_value():
+    """torchdiffeq's fixed-grid methods broadcast func's value to y's shape (its dopri5 fails); rknet always does."""
     y0 = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
     t = torch.tensor([0.0, 1.0], dtype=torch.float64)
-    ours, theirs = both(lambda lib: lib.odeint(lambda t, y: torch.cos(t), y0, t))
-    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+    ours, theirs = both(lambda lib: lib.odeint(lambda t, y: torch.cos(t), y0, t, method="rk4"))
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    adaptive = rknet.odeint(lambda t, y: torch.cos(t), y0, t)
+    torch.testing.assert_close(adaptive[1], y0 + torch.sin(torch.tensor(1.0, dtype=torch.float64)))
 
 
 def test_step_size_given_to_an_adaptive_method_warns_and_stays_adaptive():
@@ -173,8 +184,9 @@ def test_bad_calls_raise_the_same_kind_of_error(case):
     assert theirs is not None and ours == theirs
 
 
-@settings(max_examples=25, deadline=None)
-@given(method=st.sampled_from(["dopri5", "bosh3", "tsit5"]), reverse=st.booleans(),
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None)
+@given(method=st.sampled_from(PAIRS), reverse=st.booleans(),
        dtype=st.sampled_from([torch.float32, torch.float64]), tupled=st.booleans(),
        points=st.integers(min_value=1, max_value=5), k=st.floats(min_value=-1.0, max_value=1.0))
 def test_generated_calls_agree(method, reverse, dtype, tupled, points, k):
@@ -186,8 +198,8 @@ def test_generated_calls_agree(method, reverse, dtype, tupled, points, k):
         return -k * y + torch.sin(t)
 
     state, func = ((y0[:1], y0[1:]), lambda t, y: tuple(f(t, part) for part in y)) if tupled else (y0, f)
-    tol = 1e-5 if dtype == torch.float32 else 1e-7
-    ours, theirs = both(lambda lib: lib.odeint(func, state, t, method=method, rtol=tol * 1e-2, atol=tol * 1e-2))
+    tol = 1e-4 if dtype == torch.float32 else AGREEMENT[method]  # float32: rounding over many small steps
+    ours, theirs = both(lambda lib: lib.odeint(func, state, t, method=method, rtol=1e-8, atol=1e-8))
     ours, theirs = (torch.cat(ours, dim=-1), torch.cat(theirs, dim=-1)) if tupled else (ours, theirs)
     assert ours.dtype == theirs.dtype == dtype and ours.shape == theirs.shape
     torch.testing.assert_close(ours, theirs, rtol=tol, atol=tol)
