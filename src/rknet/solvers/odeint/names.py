@@ -18,13 +18,13 @@ ADAPTIVE, FIXED, ADAMS, SCIPY = "adaptive", "fixed", "adams", "scipy"
 # torchdiffeq name -> (kind, rknet preset); Adams entries carry whether the corrector is used.
 TORCHDIFFEQ_METHODS: dict[str, tuple[str, str | bool | None]] = {
     "dopri8": (ADAPTIVE, "dopri8"), "dopri5": (ADAPTIVE, "dopri5"), "tsit5": (ADAPTIVE, "tsit5"),
-    "bosh3": (ADAPTIVE, "bs3"), "fehlberg2": (ADAPTIVE, "fehlberg2"), "adaptive_heun": (ADAPTIVE, "adaptive_heun"),
+    "bosh3": (ADAPTIVE, "bs3"), "fehlberg2": (ADAPTIVE, "fehlberg2"), "adaptive_heun": (ADAPTIVE, "heun_euler"),
     "euler": (FIXED, "euler"), "midpoint": (FIXED, "midpoint"), "heun2": (FIXED, "heun"), "heun3": (FIXED, "heun3"),
     "rk4": (FIXED, "rk38"), "explicit_adams": (ADAMS, False), "implicit_adams": (ADAMS, True),
     "fixed_adams": (ADAMS, True), "implicit_euler": (FIXED, "backward_euler"),
     "implicit_midpoint": (FIXED, "implicit_midpoint"), "trapezoid": (FIXED, "trapezoid"),
-    "radauIIA3": (FIXED, "radauIIA3"), "gl4": (FIXED, "gauss2"), "radauIIA5": (FIXED, "radauIIA5"),
-    "gl6": (FIXED, "gl6"), "sdirk2": (FIXED, "sdirk2"), "trbdf2": (FIXED, "trbdf2"), "scipy_solver": (SCIPY, None),
+    "radauIIA3": (FIXED, "radau_iia3"), "gl4": (FIXED, "gauss2"), "radauIIA5": (FIXED, "radau_iia5"),
+    "gl6": (FIXED, "gauss3"), "sdirk2": (FIXED, "sdirk2"), "trbdf2": (FIXED, "trbdf2"), "scipy_solver": (SCIPY, None),
 }
 ALIASES = {"fehlberg": "fehlberg45"}
 
