@@ -203,3 +203,44 @@ def test_generated_calls_agree(method, reverse, dtype, tupled, points, k):
     ours, theirs = (torch.cat(ours, dim=-1), torch.cat(theirs, dim=-1)) if tupled else (ours, theirs)
     assert ours.dtype == theirs.dtype == dtype and ours.shape == theirs.shape
     torch.testing.assert_close(ours, theirs, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("adjoint_kwargs", [{}, {"adjoint_options": {"norm": "seminorm"}},
+                                            {"adjoint_method": "bosh3", "adjoint_rtol": 1e-9, "adjoint_atol": 1e-11}])
+def test_adjoint_keywords_give_torchdiffeqs_gradients(adjoint_kwargs):
+    grads = []
+    for lib in (rknet, torchdiffeq):
+        f = Decay()
+        y0 = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+        t = torch.linspace(0.0, 2.0, 4, dtype=torch.float64)
+        out = lib.odeint_adjoint(f, y0, t, rtol=1e-10, atol=1e-12, **adjoint_kwargs)
+        (out ** 2).sum().backward()
+        grads.append(torch.cat([y0.grad, f.k.grad.reshape(1)]))
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-6, atol=1e-8)
+
+
+def test_adjoint_of_a_function_of_t_only_with_no_parameters():
+    """f uses neither y nor a parameter: dL/dy0 is still defined (the identity through the flow)."""
+    grads = []
+    for lib in (rknet, torchdiffeq):
+        y0 = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+        t = torch.linspace(0.0, 1.0, 3, dtype=torch.float64)
+        lib.odeint_adjoint(lambda t, y: torch.cos(t) * torch.ones_like(y), y0, t, adjoint_params=()).sum().backward()
+        grads.append(y0.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+    torch.testing.assert_close(grads[0], torch.full((2,), 3.0, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("reverse_time", [False, True])
+def test_event_time_and_its_gradient(reverse_time):
+    """odeint_event: the time y(t) = 0.5 is reached, and d(event time)/d(y0, k) by the implicit function theorem."""
+    results = []
+    for lib in (rknet, torchdiffeq):
+        f = Decay()
+        y0 = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+        event_t, ys = lib.odeint_event(f, y0, torch.tensor(0.0, dtype=torch.float64), reverse_time=reverse_time,
+                                       event_fn=lambda t, y: y.sum() - (0.5 if not reverse_time else 2.0),
+                                       rtol=1e-10, atol=1e-12)
+        (event_t + ys[-1].sum()).backward()
+        results.append(torch.cat([event_t.detach().reshape(1), ys[-1].detach(), y0.grad, f.k.grad.reshape(1)]))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-6, atol=1e-8)

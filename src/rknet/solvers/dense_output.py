@@ -68,10 +68,11 @@ class StepInterpolant:
             return self.y1
         if t == self.t0:
             return self.y0
-        if self.coefficients is None:
+        if self.coefficients is None:  # built with a graph even when first used under no_grad (event bisection)
             h = self.t1 - self.t0
-            self.coefficients = (quartic(self.y0, self.y1, self.y_mid, self.f0 * h, self.f1 * h)
-                                 if self.y_mid is not None else cubic(self.y0, self.y1, self.f0 * h, self.f1 * h))
+            with torch.enable_grad():
+                self.coefficients = (quartic(self.y0, self.y1, self.y_mid, self.f0 * h, self.f1 * h)
+                                     if self.y_mid is not None else cubic(self.y0, self.y1, self.f0 * h, self.f1 * h))
         return horner(self.coefficients, (t - self.t0) / (self.t1 - self.t0))
 
 
