@@ -183,13 +183,7 @@ class PairIntegrator:
                 del stops[:bisect.bisect_right(stops, end)]
         after = self.f(nudge(end, 1, self.eval_dtype), y_new) if at_jump else None
         f_end = slopes[-1] if self.fsal else after if after is not None else self.f(end, y_new)
-        y_mid = None
-        if self.mid is not None:
-            y_mid = self.y
-            for i, m in enumerate(self.mid):
-                if m != 0:
-                    y_mid = y_mid.add(slopes[i], alpha=size * m)
-        self.interpolant = StepInterpolant(self.t, end, self.y, y_new, self.first, f_end, y_mid)
+        self.interpolant = StepInterpolant(self.t, end, self.y, y_new, self.first, f_end, slopes, self.mid)
         self.first = after if after is not None else f_end
         self.t, self.y = end, y_new
         self.stats.accepted += 1
