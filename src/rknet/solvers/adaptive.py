@@ -163,7 +163,7 @@ class PairIntegrator:
         if not math.isfinite(ratio):
             raise ValueError(f"adaptive solve: the error estimate at t={self.t:g} is not finite; with atol = 0 a "
                              "state entry of exactly 0 makes the relative test undefined: give atol > 0")
-        accepted = (ratio <= 1.0 and size <= options.max_step) or size <= options.min_step
+        accepted = ratio <= 1.0 or size <= options.min_step  # h is within [min_step, max_step]
         cut = end != self.t + h
         if accepted:
             self._accept(end, size, y_new, slopes)
