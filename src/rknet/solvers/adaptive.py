@@ -163,7 +163,7 @@ class PairIntegrator:
         if not math.isfinite(ratio):
             raise ValueError(f"adaptive solve: the error estimate at t={self.t:g} is not finite; with atol = 0 a "
                              "state entry of exactly 0 makes the relative test undefined: give atol > 0")
-        accepted = (ratio <= 1.0 and size <= options.max_step) or size <= options.min_step
+        accepted = ratio <= 1.0 or size <= options.min_step  # h is within [min_step, max_step]
         cut = end != self.t + h
         if accepted:
             self._accept(end, size, y_new, slopes)
@@ -183,13 +183,7 @@ class PairIntegrator:
                 del stops[:bisect.bisect_right(stops, end)]
         after = self.f(nudge(end, 1, self.eval_dtype), y_new) if at_jump else None
         f_end = slopes[-1] if self.fsal else after if after is not None else self.f(end, y_new)
-        y_mid = None
-        if self.mid is not None:
-            y_mid = self.y
-            for i, m in enumerate(self.mid):
-                if m != 0:
-                    y_mid = y_mid.add(slopes[i], alpha=size * m)
-        self.interpolant = StepInterpolant(self.t, end, self.y, y_new, self.first, f_end, y_mid)
+        self.interpolant = StepInterpolant(self.t, end, self.y, y_new, self.first, f_end, slopes, self.mid)
         self.first = after if after is not None else f_end
         self.t, self.y = end, y_new
         self.stats.accepted += 1

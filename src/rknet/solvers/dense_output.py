@@ -5,11 +5,13 @@ tsit5 from Tsitouras', bs3 and torchdiffeq's low-order pairs from their midpoint
 the quartic through y0, y_mid = y0 + h sum_i m_i k_i and y1 with slopes f0 and f1 at the ends (no extra
 evaluation; torchdiffeq's interpolant). For any other pair it is the cubic Hermite polynomial through
 (y0, f0) and (y1, f1). `linear` and `hermite` are the fixed-grid interpolants of torchdiffeq's `interp`
-option. Each polynomial is evaluated at `x = (t - t0) / h` in [0, 1]; x = 0 and x = 1 give y0 and y1 exactly.
+option. Each polynomial is evaluated at `x = (t - t0) / h` in [0, 1] as a weighted sum of the step's vectors
+(nothing is fitted until an output time falls in the step); t = t0 and t = t1 give y0 and y1 exactly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction as F
 
 import torch
@@ -55,12 +57,14 @@ def midpoint_weights(tableau: ButcherTableau) -> tuple[float, ...] | None:
 
 
 class StepInterpolant:
-    """The dense output of one accepted step from t0 to t1 = t0 + h; its polynomial is built on first use."""
+    """The dense output of one accepted step from t0 to t1 = t0 + h, from the step's own vectors: y0, y1, the
+    slopes f0 and f1 at its ends, and with midpoint weights m the stage slopes giving y_mid. Evaluated as
+    one weighted sum of those vectors (the polynomial's basis functions at x), a handful of tensor ops."""
 
     def __init__(self, t0: float, t1: float, y0: torch.Tensor, y1: torch.Tensor, f0: torch.Tensor,
-                 f1: torch.Tensor, y_mid: torch.Tensor | None = None) -> None:
-        self.t0, self.t1, self.y0, self.y1, self.f0, self.f1, self.y_mid = t0, t1, y0, y1, f0, f1, y_mid
-        self.coefficients: list[torch.Tensor] | None = None
+                 f1: torch.Tensor, slopes: Sequence[torch.Tensor] = (), mid: Sequence[float] | None = None) -> None:
+        self.t0, self.t1, self.y0, self.y1, self.f0, self.f1 = t0, t1, y0, y1, f0, f1
+        self.slopes, self.mid = slopes, mid
 
     def __call__(self, t: float) -> torch.Tensor:
         """The interpolated state at t (t0 <= t <= t1 expected)."""
@@ -68,33 +72,29 @@ class StepInterpolant:
             return self.y1
         if t == self.t0:
             return self.y0
-        if self.coefficients is None:  # built with a graph even when first used under no_grad (event bisection)
-            h = self.t1 - self.t0
-            with torch.enable_grad():
-                self.coefficients = (quartic(self.y0, self.y1, self.y_mid, self.f0 * h, self.f1 * h)
-                                     if self.y_mid is not None else cubic(self.y0, self.y1, self.f0 * h, self.f1 * h))
-        return horner(self.coefficients, (t - self.t0) / (self.t1 - self.t0))
+        h = self.t1 - self.t0
+        x = (t - self.t0) / h
+        if self.mid is None:
+            return weighted_sum([(self.y0, 1 - x * x * (3 - 2 * x)), (self.y1, x * x * (3 - 2 * x)),
+                                 (self.f0, h * x * (1 - x) ** 2), (self.f1, h * x * x * (x - 1))])
+        w_mid = 16 * x * x * (1 - x) ** 2
+        terms = [(self.y0, 1 - x * x * (11 - 18 * x + 8 * x * x) + w_mid),
+                 (self.y1, x * x * (-5 + 14 * x - 8 * x * x)),
+                 (self.f0, h * x * (1 - 4 * x + 5 * x * x - 2 * x ** 3)),
+                 (self.f1, h * x * x * (1 - 3 * x + 2 * x * x))]
+        terms += [(k, h * w_mid * m) for k, m in zip(self.slopes, self.mid) if m != 0]
+        return weighted_sum(terms)
 
 
-def quartic(y0, y1, y_mid, d0, d1) -> list[torch.Tensor]:
-    """Coefficients (x^0 .. x^4) of p with p(0) = y0, p(1) = y1, p(1/2) = y_mid, p'(0) = d0, p'(1) = d1."""
-    c4 = 2 * (d1 - d0) - 8 * (y1 + y0) + 16 * y_mid
-    c3 = 5 * d0 - 3 * d1 + 18 * y0 + 14 * y1 - 32 * y_mid
-    c2 = d1 - 4 * d0 - 11 * y0 - 5 * y1 + 16 * y_mid
-    return [y0, d0, c2, c3, c4]
-
-
-def cubic(y0, y1, d0, d1) -> list[torch.Tensor]:
-    """Coefficients (x^0 .. x^3) of the Hermite cubic with p(0) = y0, p(1) = y1, p'(0) = d0, p'(1) = d1."""
-    jump = y1 - y0
-    return [y0, d0, 3 * jump - 2 * d0 - d1, d0 + d1 - 2 * jump]
-
-
-def horner(coefficients: list[torch.Tensor], x: float) -> torch.Tensor:
-    """sum_k coefficients[k] x^k."""
-    total = coefficients[-1]
-    for c in reversed(coefficients[:-1]):
-        total = torch.add(c, total, alpha=x)
+def weighted_sum(terms: list[tuple[torch.Tensor, float]]) -> torch.Tensor:
+    """sum_j w_j v_j over (v_j, w_j), each distinct tensor once (f0 and f1 are often stage slopes too)."""
+    merged: dict[int, list] = {}
+    for vector, weight in terms:
+        merged.setdefault(id(vector), [vector, 0.0])[1] += weight
+    (first, w), *rest = merged.values()
+    total = first * w
+    for vector, weight in rest:
+        total = total.add(vector, alpha=weight)
     return total
 
 
@@ -110,5 +110,4 @@ def linear(t0: float, t1: float, y0: torch.Tensor, y1: torch.Tensor, t: float) -
 def hermite(t0: float, t1: float, y0: torch.Tensor, y1: torch.Tensor, f0: torch.Tensor, f1: torch.Tensor,
             t: float) -> torch.Tensor:
     """The cubic Hermite polynomial through (t0, y0, f0) and (t1, y1, f1) at t."""
-    h = t1 - t0
-    return horner(cubic(y0, y1, f0 * h, f1 * h), (t - t0) / h)
+    return StepInterpolant(t0, t1, y0, y1, f0, f1)(t)

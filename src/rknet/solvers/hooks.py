@@ -70,5 +70,7 @@ def rms_norm(x: torch.Tensor) -> torch.Tensor:
 
 def norm_value(norm: Callable[[torch.Tensor], object] | None, x: torch.Tensor) -> float:
     """norm(x) as a Python float (one host sync); the RMS norm when `norm` is None."""
-    value = rms_norm(x) if norm is None else norm(x)
+    if norm is None:
+        return rms_norm(x).item()
+    value = norm(x)
     return float(value.abs().item() if isinstance(value, torch.Tensor) else abs(value))
