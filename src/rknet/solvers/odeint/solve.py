@@ -7,11 +7,10 @@ Adams methods to `rknet.solvers.adams`, `scipy_solver` to `rknet.solvers.scipy_s
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
-
 import torch
 
+from rknet.solvers.adams import OPTIONS as ADAMS_OPTIONS
+from rknet.solvers.adams import solve_adams
 from rknet.solvers.adaptive import solve_adaptive
 from rknet.solvers.adaptive_options import AdaptiveOptions
 from rknet.solvers.fixed_grid import FixedGridOptions, solve_fixed_grid
@@ -19,14 +18,16 @@ from rknet.solvers.hooks import Callbacks
 from rknet.solvers.newton_krylov import NewtonKrylov
 from rknet.solvers.odeint.arguments import Problem
 from rknet.solvers.odeint.names import ADAMS, ADAPTIVE, SCIPY, Method
+from rknet.solvers.scipy_solver import solve_scipy
 
 
-def _multistep(module: str, name: str) -> Callable:
-    try:
-        return getattr(importlib.import_module(f"rknet.solvers.{module}"), name)
-    except (ImportError, AttributeError) as error:
-        raise NotImplementedError(f"this build has no rknet.solvers.{module}.{name}, which this method needs"
-                                  ) from error
+def adams_options(options: dict) -> dict:
+    """The options rknet's Adams solvers take (`norm` is unused by a fixed grid, as in torchdiffeq)."""
+    missing = sorted(set(options) - set(ADAMS_OPTIONS) - {"norm"})
+    if missing:
+        raise NotImplementedError(f"option {missing[0]!r} is not implemented for the Adams methods; they take "
+                                  f"{', '.join(ADAMS_OPTIONS)}")
+    return {name: value for name, value in options.items() if name in ADAMS_OPTIONS}
 
 
 def stepping_options(method: Method, options: dict) -> AdaptiveOptions | FixedGridOptions:
@@ -48,11 +49,11 @@ def integrate(problem: Problem, method: Method, options: dict, callbacks: Callba
     times = problem.times
     if len(times) == 1:
         return problem.y0[None]
-    if method.kind in (ADAMS, SCIPY):
-        solver = _multistep("adams", "solve_adams") if method.kind == ADAMS else _multistep("scipy_solver",
-                                                                                          "solve_scipy")
-        extra = {"implicit": method.implicit} if method.kind == ADAMS else {}
-        return solver(problem.slope, problem.y0, times, problem.rtol, problem.atol, options, **extra)
+    if method.kind == ADAMS:
+        return solve_adams(problem.slope, problem.y0, times, problem.rtol, problem.atol, adams_options(options),
+                           method.implicit)
+    if method.kind == SCIPY:
+        return solve_scipy(problem.slope, problem.y0, times, problem.rtol, problem.atol, options)
     settings = stepping_options(method, options)
     if method.kind == ADAPTIVE:
         return solve_adaptive(problem.slope, problem.y0, times, method.tableau, problem.rtol, problem.atol,
