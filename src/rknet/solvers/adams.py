@@ -25,6 +25,8 @@ from fractions import Fraction
 
 import torch
 
+from rknet.solvers.hooks import NO_CALLBACKS, Callbacks
+
 MIN_ORDER, MAX_ORDER, MAX_ITERS = 4, 12, 4
 OPTIONS = ("step_size", "max_iters", "max_order")
 Slope = Callable[[float, torch.Tensor], torch.Tensor]
@@ -87,15 +89,18 @@ def checked_options(options: Mapping | None) -> tuple[float | None, int, int]:
 
 
 def solve_adams(f: Slope, y0: torch.Tensor, times: tuple[float, ...], rtol: float, atol: float,
-                options: Mapping | None, implicit: bool) -> torch.Tensor:
+                options: Mapping | None, implicit: bool, callbacks: Callbacks = NO_CALLBACKS) -> torch.Tensor:
     """y at every time of the increasing `times` by Adams-Bashforth (`implicit=False`) or Adams-Bashforth-Moulton:
-    shape (len(times), *y0.shape). Options: `step_size`, `max_iters` (corrector iterations), `max_order`."""
+    shape (len(times), *y0.shape). Options: `step_size`, `max_iters` (corrector iterations), `max_order`.
+    `callbacks.step(t0, y0, dt)` runs before every step (torchdiffeq's `callback_step`)."""
     step_size, max_iters, max_order = checked_options(options)
     grid = times if step_size is None else step_grid(times, step_size)
     history: collections.deque[torch.Tensor] = collections.deque(maxlen=max_order - 1)
     outputs, j, y = [y0], 1, y0
     for t0, t1 in zip(grid, grid[1:]):
         dt = t1 - t0
+        if callbacks.step is not None:
+            callbacks.step(t0, y, dt)
         f0 = f(t0, y)
         history.appendleft(f0)
         order = min(len(history), max_order - 1)

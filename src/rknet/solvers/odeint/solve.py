@@ -51,7 +51,7 @@ def integrate(problem: Problem, method: Method, options: dict, callbacks: Callba
         return problem.y0[None]
     if method.kind == ADAMS:
         return solve_adams(problem.slope, problem.y0, times, problem.rtol, problem.atol, adams_options(options),
-                           method.implicit)
+                           method.implicit, callbacks)
     if method.kind == SCIPY:
         return solve_scipy(problem.slope, problem.y0, times, problem.rtol, problem.atol, options)
     settings = stepping_options(method, options)
