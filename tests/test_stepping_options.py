@@ -94,7 +94,9 @@ def test_dense_output_needs_fewer_evaluations_than_stepping_onto_every_output():
 
 def test_midpoint_weights_are_torchdiffeqs():
     from torchdiffeq._impl.dopri5 import DPS_C_MID
+    from torchdiffeq._impl.dopri8 import _C_mid
     assert MIDPOINT_WEIGHTS["dopri5"] == pytest.approx(DPS_C_MID.tolist(), rel=1e-15)
+    assert MIDPOINT_WEIGHTS["dopri8"] == pytest.approx(_C_mid.tolist(), rel=1e-15)
 
 
 @pytest.mark.parametrize("mid", [None, MIDPOINT_WEIGHTS["dopri5"]])
