@@ -75,7 +75,11 @@ def test_dense_output_takes_torchdiffeqs_steps_and_gives_its_outputs(tableau, me
     states, evaluations = ours(mine, Y0, t, tableau, options, rtol, rtol * 1e-2)
     same_steps(theirs.log, mine.log)
     assert evaluations == theirs.nfe
-    assert torch.allclose(states, expected, rtol=1e-10, atol=1e-12)
+    if method == "dopri5":
+        assert torch.allclose(states, expected, rtol=1e-10, atol=1e-12)
+    else:  # rknet interpolates bs3 by the Hermite cubic, torchdiffeq by a quartic through a 2nd-order midpoint
+        reference = torchdiffeq.odeint(Oscillator(), Y0, t, rtol=1e-12, atol=1e-14)
+        assert (states - reference).abs().max() < 0.25 * (expected - reference).abs().max()
 
 
 def test_dense_output_needs_fewer_evaluations_than_stepping_onto_every_output():
@@ -89,10 +93,10 @@ def test_dense_output_needs_fewer_evaluations_than_stepping_onto_every_output():
 
 
 def test_midpoint_weights_are_torchdiffeqs():
-    from torchdiffeq._impl.bosh3 import _BS_C_MID
     from torchdiffeq._impl.dopri5 import DPS_C_MID
+    from torchdiffeq._impl.dopri8 import _C_mid
     assert MIDPOINT_WEIGHTS["dopri5"] == pytest.approx(DPS_C_MID.tolist(), rel=1e-15)
-    assert MIDPOINT_WEIGHTS["bs3"] == pytest.approx(_BS_C_MID.tolist())
+    assert MIDPOINT_WEIGHTS["dopri8"] == pytest.approx(_C_mid.tolist(), rel=1e-15)
 
 
 @pytest.mark.parametrize("mid", [None, MIDPOINT_WEIGHTS["dopri5"]])
@@ -159,7 +163,8 @@ def test_a_given_norm_and_first_step_are_used_as_torchdiffeq_uses_them():
     states, evaluations = ours(mine, Y0, t, get_tableau("bs3"), adaptive, 1e-5, 1e-7)
     assert unused == {} and mine.log[0] == ("step", 0.0, 0.01)
     same_steps(theirs.log, mine.log)
-    assert torch.allclose(states, expected, rtol=1e-10, atol=1e-12)
+    reference = torchdiffeq.odeint(Oscillator(), Y0, t, rtol=1e-12, atol=1e-14)
+    assert (states - reference).abs().max() < (expected - reference).abs().max()  # bs3's Hermite output
 
 
 def test_float32_control_and_per_element_tolerances():

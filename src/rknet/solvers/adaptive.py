@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rknet.methods.tableau import ButcherTableau
+from rknet.methods.tableau import ButcherTableau, get_tableau
 from rknet.solvers.adaptive_options import MAX_STEPS, AdaptiveOptions
 from rknet.solvers.dense_output import StepInterpolant, midpoint_weights
 from rknet.solvers.hooks import NO_CALLBACKS, Callbacks, norm_value, nudge
@@ -92,9 +92,9 @@ class PairIntegrator:
     """Steps dy/dt = f(t, y) from (t0, y0) with an embedded pair, one attempt at a time."""
 
     def __init__(self, f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor, t0: float,
-                 tableau: ButcherTableau, rtol: Tolerance, atol: Tolerance, options: AdaptiveOptions,
+                 tableau: str | ButcherTableau, rtol: Tolerance, atol: Tolerance, options: AdaptiveOptions,
                  callbacks: Callbacks = NO_CALLBACKS, span: float = math.inf) -> None:
-        require_pair(tableau)
+        tableau = require_pair(get_tableau(tableau))
         self.rtol, self.atol = check_tolerances(rtol, atol)
         self.raw, self.tableau, self.options, self.callbacks = f, tableau, options, callbacks
         self.stats = AdaptiveStats()
@@ -206,7 +206,7 @@ class PairIntegrator:
 
 
 def solve_adaptive(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor, times: Sequence[float],
-                   tableau: ButcherTableau, rtol: Tolerance, atol: Tolerance, first_step: float | None = None,
+                   tableau: str | ButcherTableau, rtol: Tolerance, atol: Tolerance, first_step: float | None = None,
                    max_steps: int = MAX_STEPS, *, options: AdaptiveOptions | None = None,
                    callbacks: Callbacks = NO_CALLBACKS) -> tuple[torch.Tensor, AdaptiveStats]:
     """States at every time of the increasing `times` (stacked along a new first dimension) and the solve's cost.

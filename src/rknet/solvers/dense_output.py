@@ -1,7 +1,7 @@
 """Dense output: the solution between the ends of an accepted step, from what the step already computed.
 
 For a pair whose midpoint weights are known (`MIDPOINT_WEIGHTS`: dopri5 from Shampine's dense output,
-tsit5 from Tsitouras', bs3 and torchdiffeq's low-order pairs from their midpoint stage), the interpolant is
+tsit5 from Tsitouras', dopri8 torchdiffeq's), the interpolant is
 the quartic through y0, y_mid = y0 + h sum_i m_i k_i and y1 with slopes f0 and f1 at the ends (no extra
 evaluation; torchdiffeq's interpolant). For any other pair it is the cubic Hermite polynomial through
 (y0, f0) and (y1, f1). `linear` and `hermite` are the fixed-grid interpolants of torchdiffeq's `interp`
@@ -37,10 +37,15 @@ MIDPOINT_WEIGHTS: dict[str, tuple[float, ...]] = {
                                            F(-2691868925, 45128329728), F(187940372067, 1594534317056),
                                            F(-1776094331, 19743644256), F(11237099, 235043384))),
     "tsit5": _tsit5_midpoint(),
-    "bs3": (0.0, 0.5, 0.0, 0.0),
-    "fehlberg2": (0.0, 0.5, 0.0),
-    "adaptive_heun": (0.5, 0.0),
+    # torchdiffeq's dopri8 midpoint weights (over its 13 stages and the 14th, f at the new state): without
+    # them an 8th-order pair falls back to the Hermite cubic (measured 1.5e-4 error against 4.2e-6).
+    "dopri8": (0.04103130360739393, 0.0, 0.0, 0.0, 0.0, 0.05100562801991382, 0.2388930677412202,
+               0.3096870143996103, -0.2172325471755352, 0.07833405679331928, -0.0018614369715579948,
+               0.007072844202678841, 0.00690847373200576, -0.013838404349047373),
 }
+# torchdiffeq also fits its quartic to bosh3, fehlberg2 and adaptive_heun, with a midpoint from one midpoint
+# or Euler stage (second or first order); the Hermite cubic through both ends is more accurate for them
+# (bs3 on a damped oscillator, 201 outputs, rtol 1e-7: 1.1e-6 against 3.7e-5), at no extra evaluation.
 
 
 def midpoint_weights(tableau: ButcherTableau) -> tuple[float, ...] | None:
