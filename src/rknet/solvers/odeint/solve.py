@@ -22,7 +22,9 @@ from rknet.solvers.scipy_solver import solve_scipy
 
 
 def adams_options(options: dict) -> dict:
-    """The options rknet's Adams solvers take (`norm` is unused by a fixed grid, as in torchdiffeq)."""
+    """The options rknet's Adams solvers take (`norm` is unused by a fixed grid, as in torchdiffeq; `perturb=False`
+    and `interp="linear"` are their behaviour already)."""
+    options = {k: v for k, v in options.items() if not (k == "perturb" and not v or k == "interp" and v == "linear")}
     missing = sorted(set(options) - set(ADAMS_OPTIONS) - {"norm"})
     if missing:
         raise NotImplementedError(f"option {missing[0]!r} is not implemented for the Adams methods; they take "
