@@ -31,14 +31,14 @@ def random_matrix(n=4, scale=1.0, seed=1):
 
 @pytest.mark.parametrize("method", rknet.TABLEAUS)
 def test_linear_ode_against_matrix_exponential(method):
-    a = random_matrix()
+    order = rknet.get_tableau(method).order
+    a = random_matrix(scale=1.0 if order <= 5 else 12.0)  # dopri8 would reach round-off within STEPS at 1
     y0 = torch.randn(4, dtype=torch.float64)
     exact = torch.linalg.matrix_exp(a) @ y0
     errors = []
     for n in STEPS:
         y = rknet.integrate(lambda t, y: a @ y, y0, rknet.uniform_grid(n), method=method)
         errors.append((y - exact).norm().item())
-    order = rknet.get_tableau(method).order
     assert abs(observed_order(errors) - order) < TOLERANCE, errors
 
 

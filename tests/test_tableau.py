@@ -5,7 +5,8 @@ import rknet
 from rknet import ButcherTableau, get_tableau
 
 KNOWN_ORDERS = {"euler": 1, "midpoint": 2, "heun": 2, "ralston": 2, "rk3": 3, "ssprk3": 3, "rk4": 4,
-                "rk38": 4, "bs3": 3, "fehlberg45": 4, "dopri5": 5, "tsit5": 5}
+                "rk38": 4, "bs3": 3, "fehlberg45": 4, "dopri5": 5, "tsit5": 5, "heun3": 3, "heun_euler": 2,
+                "fehlberg2": 2, "dopri8": 8}
 
 
 def test_presets_are_the_documented_list():

@@ -27,7 +27,7 @@ from rknet.solvers.grid import GridWarning, refine_times, uniform_grid
 from rknet.solvers.imex import integrate_imex
 from rknet.solvers.integrate import integrate
 from rknet.solvers.newton_krylov import ImplicitSolveError, NewtonKrylov, SolveReport
-from rknet.solvers.odeint import odeint, odeint_adjoint
+from rknet.solvers.odeint import odeint, odeint_adjoint, odeint_event
 from rknet.solvers.operators import SymmetricOperator
 from rknet.training import TrainConfig, evaluate_run, load, train
 
@@ -41,6 +41,7 @@ __all__ = [
     "ReversibleBlock", "ReversibleScheme", "RungeKuttaBlock", "SolveReport", "SteppingBlock", "SymmetricOperator",
     "TrainConfig", "__version__", "analysis", "clip_weights_",
     "evaluate_run", "export_onnx", "export_program", "from_dynamicblocks", "from_pretrained", "get_tableau",
-    "integrate", "integrate_imex", "layers", "load", "odeint", "odeint_adjoint", "rediscretize", "refine_times",
-    "register_gradient", "save_pretrained", "supported_gradients", "time_regularization", "train", "uniform_grid",
+    "integrate", "integrate_imex", "layers", "load", "odeint", "odeint_adjoint", "odeint_event", "rediscretize",
+    "refine_times", "register_gradient", "save_pretrained", "supported_gradients", "time_regularization", "train",
+    "uniform_grid",
 ]

@@ -12,7 +12,10 @@ semi-definite, so its backward flow expands errors like e^{|lambda| t}): on the 
 reconstructed gradient stayed 10-50% off at any step count. So a block keeps, besides its output, the
 forward state at each *control time* on its grid, and the backward pass restarts y there: the
 reconstruction runs over one control interval at most, and memory is one state per control time, which
-does not grow as the state grid is refined (docs/gradients.md has the measurements).
+does not grow as the state grid is refined (docs/gradients.md has the measurements). `callable_adjoint`
+restarts y likewise at every output time it returns (as torchdiffeq does): reconstructing y over the whole
+interval instead gave gradients 1-30x off on damped nonlinear problems with many outputs
+(benchmarks/odeint_adjoint_restarts.py).
 
 `rknet.gradients.block_adjoint` serves Runge-Kutta blocks with it (the `adjoint` gradient strategy: the
 controls' gradients are a^T df/dtheta(t) times each control's interpolation weight); `callable_adjoint`
@@ -29,7 +32,6 @@ from torch.autograd.function import once_differentiable
 from rknet.solvers.fixed_grid import checked_slope
 from rknet.solvers.grid import stage_times, step_sizes
 from rknet.solvers.runge_kutta import StageTerms, rk_step
-from rknet.solvers.stepping import march, march_states
 
 # vjp(k, i, y, a, weight) -> (f(t, y), a^T df/dy) at stage i of backward step k (from t_{k+1} to t_k);
 # it adds weight * a^T df/dtheta to the parameter gradients itself (weight = h_k b_i, 0 when b_i = 0).
@@ -67,6 +69,9 @@ def backward_sweep(vjp: Vjp, y: torch.Tensor, a: torch.Tensor, sizes: Sequence[f
 
 
 def pullback(value: torch.Tensor, inputs: Sequence[torch.Tensor], a: torch.Tensor) -> list[torch.Tensor | None]:
+    """a^T d value / d inputs; None for an input value does not depend on (all None when it depends on none)."""
+    if value.grad_fn is None:
+        return [None] * len(inputs)
     return list(torch.autograd.grad(value, inputs, a, allow_unused=True))
 
 
@@ -74,26 +79,28 @@ RESTARTS = ("controls", "steps", "none")
 
 
 class CallableAdjoint(torch.autograd.Function):
-    """`integrate(f, y0, t)` on a fixed grid without a graph; backward solves the adjoint system, pulling
-    gradients back to `params` (the tensors f uses that need gradients)."""
+    """`integrate(f, y0, t)` on a fixed grid without a graph, returning the states at the grid indices
+    `outputs`; backward solves the adjoint system, restarting y from the state stored at each of them and
+    pulling gradients back to `params` (the tensors f uses that need gradients)."""
 
     @staticmethod
     def forward(ctx, f: Callable, times: tuple[float, ...], terms: StageTerms, nodes: tuple[float, ...],
-                trajectory: bool, y0: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
+                outputs: tuple[int, ...], y0: torch.Tensor, *params: torch.Tensor) -> torch.Tensor:
         stages, sizes = stage_times(times, nodes), step_sizes(times)
-
-        def step(y: torch.Tensor, k: int) -> torch.Tensor:
-            return rk_step(lambda i, state: checked_slope(f, stages[k][i], state), y, sizes[k], terms)
-
-        output = (march_states if trajectory else march)(step, y0, len(sizes))
-        ctx.f, ctx.times, ctx.terms, ctx.nodes, ctx.trajectory = f, times, terms, nodes, trajectory
-        ctx.save_for_backward(output[-1] if trajectory else output, *params)
-        return output
+        kept, y = [y0] if outputs[0] == 0 else [], y0
+        for k in range(len(sizes)):
+            y = rk_step(lambda i, state, k=k: checked_slope(f, stages[k][i], state), y, sizes[k], terms)
+            if k + 1 in outputs:
+                kept.append(y)
+        states = torch.stack(kept)
+        ctx.f, ctx.times, ctx.terms, ctx.nodes, ctx.outputs = f, times, terms, nodes, outputs
+        ctx.save_for_backward(states, *params)
+        return states
 
     @staticmethod
     @once_differentiable
     def backward(ctx, cotangent: torch.Tensor):
-        final, *params = ctx.saved_tensors
+        states, *params = ctx.saved_tensors
         times = backward_times(ctx.times, ctx.nodes)
         grads = [torch.zeros_like(p) for p in params]
 
@@ -107,16 +114,28 @@ class CallableAdjoint(torch.autograd.Function):
                     grad.add_(delta, alpha=weight)
             return value.detach(), (torch.zeros_like(y) if pulled[0] is None else pulled[0])
 
-        if ctx.trajectory:
-            a, cotangents = cotangent[-1], list(cotangent[:-1])
-        else:
-            a, cotangents = cotangent, None
-        _, a = backward_sweep(vjp, final, a, step_sizes(ctx.times), ctx.terms, cotangents)
+        sizes = step_sizes(ctx.times)
+        cotangents: list[torch.Tensor | None] = [None] * len(sizes)
+        for index, value in zip(ctx.outputs[:-1], cotangent[:-1]):
+            cotangents[index] = value
+        restarts = dict(zip(ctx.outputs, states))
+        _, a = backward_sweep(vjp, states[-1], cotangent[-1], sizes, ctx.terms, cotangents, restarts)
         return None, None, None, None, None, a, *grads
 
 
 def callable_adjoint(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor,
                      times: tuple[float, ...], terms: StageTerms, nodes: tuple[float, ...], trajectory: bool,
-                     params: Sequence[torch.Tensor]) -> torch.Tensor:
-    """`integrate` on a fixed grid with the adjoint backward pass; gradients reach y0 and `params`."""
-    return CallableAdjoint.apply(f, times, terms, nodes, trajectory, y0, *(params if torch.is_grad_enabled() else ()))
+                     params: Sequence[torch.Tensor], outputs: Sequence[int] | None = None) -> torch.Tensor:
+    """`integrate` on a fixed grid with the adjoint backward pass; gradients reach y0 and `params`.
+
+    Returns y at times[-1], or with `trajectory` the states at the grid indices `outputs` (increasing, ending
+    at the last; default every grid time), stacked. The backward pass restarts y from each returned state.
+    """
+    last = len(times) - 1
+    chosen = tuple(range(last + 1)) if outputs is None else tuple(outputs)
+    if trajectory and (list(chosen) != sorted(set(chosen)) or chosen[-1] != last or chosen[0] < 0):
+        raise ValueError(f"outputs must be increasing grid indices ending at the last ({last}), got {outputs!r}")
+    chosen = chosen if trajectory else (last,)
+    params = params if torch.is_grad_enabled() else ()
+    states = CallableAdjoint.apply(f, times, terms, nodes, chosen, y0, *params)
+    return states if trajectory else states[0]

@@ -66,12 +66,14 @@ def sparse_terms(tableau: ButcherTableau, needed: tuple[bool, ...]) -> StageTerm
     return terms._replace(plan=schedule((terms,)))
 
 
-def stage_terms(tableau: ButcherTableau, implicit: bool = False) -> StageTerms:
+def stage_terms(tableau: ButcherTableau, implicit: bool = False, every_stage: bool = False) -> StageTerms:
     """Sparse view of one tableau for `rk_step`; raises for an implicit one unless `implicit` (its diagonal
-    is then solved for, stage by stage, by the part's solve)."""
+    is then solved for, stage by stage, by the part's solve). `every_stage` evaluates stages the step itself
+    does not need (an embedded pair's error estimate uses them)."""
     if not implicit:
         tableau.require_explicit()
-    return sparse_terms(tableau, needed_slopes([tableau])[0])
+    needed = (True,) * tableau.stages if every_stage else needed_slopes([tableau])[0]
+    return sparse_terms(tableau, needed)
 
 
 def pair_terms(explicit: ButcherTableau, implicit: ButcherTableau) -> tuple[StageTerms, StageTerms]:
