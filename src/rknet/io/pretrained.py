@@ -11,9 +11,11 @@ from typing import Any
 
 import torch
 
+from rknet.common.limits import shown
 from rknet.io.atomic import write_json
 from rknet.io.layout import PRETRAINED_CONFIG, PRETRAINED_WEIGHTS
 from rknet.io.safetensors import load_tensors, save_tensors
+from rknet.methods.registry import is_tableau_file
 from rknet.network.odenet import ODENet
 from rknet.network.spec import NetworkSpec
 from rknet.solvers.grid import GridWarning
@@ -52,6 +54,16 @@ def read_pretrained_config(folder: str | Path) -> NetworkSpec:
     version = values.pop("format_version", None)
     if version != FORMAT_VERSION:
         raise ValueError(f"{path} has format_version {version!r}; this rknet reads {FORMAT_VERSION}")
+    return spec_from_saved(values, path)
+
+
+def spec_from_saved(values: dict[str, Any], path: Path) -> NetworkSpec:
+    """The NetworkSpec a saved file describes. A saved method is a name or a tableau by value, never a file
+    path: a shared model reads nothing outside itself (a path would be read on the loading machine)."""
+    method = values.get("method")
+    if is_tableau_file(method):
+        raise ValueError(f"{path} names its method by a file path ({shown(method)}); a saved model holds its "
+                         "tableau by value (name, a, b, c) and reads no other file")
     return NetworkSpec.from_dict(values)
 
 

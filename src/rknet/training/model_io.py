@@ -10,9 +10,8 @@ from typing import Any
 import torch
 
 from rknet.io.layout import MODEL, PRETRAINED
-from rknet.io.pretrained import from_pretrained, is_pretrained, save_pretrained
+from rknet.io.pretrained import from_pretrained, is_pretrained, save_pretrained, spec_from_saved
 from rknet.network.odenet import ODENet
-from rknet.network.spec import NetworkSpec
 from rknet.solvers.grid import GridWarning
 from rknet.training.checkpoint import CheckpointError, atomic_save, load_file
 
@@ -35,7 +34,7 @@ def read_model(path: Path) -> tuple[ODENet, dict[str, Any]]:
         raise CheckpointError(f"model file {path} does not hold an rknet model (state_dict and network)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GridWarning)  # warned about when the run was configured
-        model = ODENet.from_spec(NetworkSpec.from_dict(saved["network"]))
+        model = ODENet.from_spec(spec_from_saved(saved["network"], path))
     try:
         model.load_state_dict(saved["state_dict"])
     except RuntimeError as error:
