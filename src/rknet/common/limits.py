@@ -37,6 +37,37 @@ def array_budget() -> int:
     return memory_bytes() // 2 or 8 * 2**30
 
 
+class TooLarge(ValueError):
+    """A file or option that asks for more than a limit here allows."""
+
+
+def expanded_items(value: object) -> int:
+    """How many items `value` holds when every shared list, tuple or dict is counted each time it is used
+    (what a reader that copies or hashes it meets); TooLarge past MAX_PICKLE_ITEMS or on a cycle. Each
+    container is walked once (its count kept by identity): shared references cost what their file does."""
+    counts: dict[int, int] = {}
+    pending: list[tuple[object, bool]] = [(value, False)]
+    while pending:
+        item, children_done = pending.pop()
+        if not isinstance(item, (list, tuple, dict)) or counts.get(id(item), -1) >= 0:
+            continue
+        children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+        if not children_done:
+            if id(item) in counts:
+                raise TooLarge("a container holds itself")
+            counts[id(item)] = -1  # in progress
+            pending.append((item, True))
+            pending.extend((child, False) for child in children)
+            continue
+        total = len(children) + sum(counts.get(id(child), 0) for child in children
+                                    if isinstance(child, (list, tuple, dict)))
+        if total > MAX_PICKLE_ITEMS:
+            raise TooLarge(f"it expands to more than {MAX_PICKLE_ITEMS:,} items once shared containers are "
+                           "counted each time they are used")
+        counts[id(item)] = total
+    return counts.get(id(value), 1)
+
+
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = _SHORT.maxother = MAX_SHOWN
 _SHORT.maxlevel = 3

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from rknet.common.limits import TooLarge, expanded_items
 from rknet.io.atomic import atomic_write, write_failed
 from rknet.io.layout import CHECKPOINT, PREVIOUS
 
@@ -113,6 +114,10 @@ def load_file(path: Path, what: str = "checkpoint") -> dict[str, Any]:
     if DIGEST not in state:
         raise CheckpointError(f"{what} {path} has no SHA-256 seal: it is damaged, or was not written by this "
                               "version of rknet")
+    try:
+        expanded_items(state)  # before anything walks it: shared lists would expand in content_digest
+    except TooLarge as error:
+        raise CheckpointError(f"{what} {path} is refused: {error}") from None
     expected = state.pop(DIGEST)
     if expected != content_digest(state):
         raise CheckpointError(f"{what} {path} fails its SHA-256 check: its content changed after it was written "
