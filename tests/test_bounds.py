@@ -5,7 +5,6 @@ process and checks each takes under 2 s and all together under 500 MB of memory.
 from __future__ import annotations
 
 import io
-import pickle
 import subprocess
 import sys
 import zipfile
@@ -21,6 +20,7 @@ from rknet.common.limits import expanded_items, shown
 from rknet.common.tablefiles import read_table
 from rknet.data import load_dataset
 from rknet.training.checkpoint import load_file
+from test_fuzz import cifar_folder
 
 ALIASES = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nseed: [*b, *b, *b]\n"
 TABLES = {  # file name -> (text, the words of the refusal)
@@ -39,16 +39,6 @@ def shared_list(levels: int = 9) -> list:
     for _ in range(levels):
         rows = [rows] * 10
     return rows
-
-
-def cifar_folder(root: Path, test_batch: object) -> Path:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for i in range(1, 6):
-        batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [i % 10, (i + 1) % 10]}
-        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch))
-    (folder / "test_batch").write_bytes(pickle.dumps(test_batch))
-    return root
 
 
 def npz_bomb(path: Path) -> Path:
@@ -86,7 +76,7 @@ def refusals(root: Path) -> dict[str, tuple[Callable[[], object], str]]:
     cycle.append(cycle)
     for name, batch in {"cifar-shared": {b"data": np.zeros((1, 3072), np.uint8), b"labels": shared_list()},
                         "cifar-cycle": {b"data": np.zeros((1, 3072), np.uint8), b"labels": cycle}}.items():
-        folder = cifar_folder(root / name, batch)
+        folder = cifar_folder(root / name, batch).parent.parent
         cases[name] = (lambda folder=folder: load_dataset(f"cifar10:{folder}", val_fraction=0), "items|holds itself")
     for name, make in {"bomb.npz": npz_bomb, "forged.npz": npz_forged}.items():
         path = make(root / name)
