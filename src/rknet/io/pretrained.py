@@ -13,8 +13,9 @@ import torch
 
 from rknet.common.limits import shown
 from rknet.io.atomic import write_json
+from rknet.io.contents import check_layout, check_values
 from rknet.io.layout import PRETRAINED_CONFIG, PRETRAINED_WEIGHTS
-from rknet.io.safetensors import load_tensors, save_tensors
+from rknet.io.safetensors import load_tensors, read_header, save_tensors
 from rknet.methods.registry import is_tableau_file
 from rknet.network.odenet import ODENet
 from rknet.network.spec import NetworkSpec
@@ -74,13 +75,12 @@ def from_pretrained(folder: str | Path, device: str | torch.device = "cpu") -> O
         raise ValueError(f"{folder} holds no {PRETRAINED_WEIGHTS} and {PRETRAINED_CONFIG} (a save_pretrained "
                          f"folder)")
     spec = read_pretrained_config(folder)
+    weights = folder / PRETRAINED_WEIGHTS
+    check_layout(spec, read_header(weights), str(weights))  # before the network of the spec's size is built
+    tensors, _ = load_tensors(weights)
+    check_values(tensors, str(weights))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GridWarning)  # warned about when the network was first built
         model = ODENet.from_spec(spec)
-    tensors, _ = load_tensors(folder / PRETRAINED_WEIGHTS)
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as error:
-        raise ValueError(f"{folder / PRETRAINED_WEIGHTS} holds other tensors than its config.json's network "
-                         f"({str(error).splitlines()[0]})") from None
+    model.load_state_dict(tensors)
     return model.to(device).eval()

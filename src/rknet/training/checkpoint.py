@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 
-from rknet.common.limits import TooLarge, expanded_items
+from rknet.common.limits import TooLarge, expanded_items, shown
 from rknet.io.atomic import atomic_write, write_failed
+from rknet.io.contents import check_values
 from rknet.io.layout import CHECKPOINT, PREVIOUS
 
 DIGEST = "sha256"
@@ -168,4 +169,14 @@ def _training_state(path: Path) -> dict[str, Any]:
         held = " (it holds a saved model, as model.pt does)" if "state_dict" in state else ""
         raise CheckpointError(f"checkpoint {path} is not an rknet training checkpoint{held}: it lacks "
                               f"{', '.join(missing)}")
+    epoch = state["epoch"]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise CheckpointError(f"checkpoint {path} holds epoch {shown(epoch)}; a checkpoint's epoch is a count "
+                              "of epochs done, 0 or more")
+    if not isinstance(state["model"], dict):
+        raise CheckpointError(f"checkpoint {path} holds no model weights (a {type(state['model']).__name__})")
+    try:
+        check_values(state["model"], f"checkpoint {path}")
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
     return state
