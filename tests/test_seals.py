@@ -107,3 +107,35 @@ def test_a_resealed_checkpoint_with_a_negative_epoch_is_refused(tmp_path: Path) 
 def test_old_files_still_load() -> None:
     assert rknet.load("tests/fixtures/main-5149055/run") is not None
     assert rknet.from_pretrained("tests/fixtures/main-5149055/pretrained-custom") is not None
+
+
+def test_a_device_this_machine_lacks_is_one_line() -> None:
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    for load in (rknet.from_pretrained, rknet.load):
+        with pytest.raises(ValueError, match="CUDA device"):
+            load("tests/fixtures/main-5149055/pretrained-custom", device="cuda:7")
+    with pytest.raises(ValueError, match="not a device name"):
+        rknet.from_pretrained("tests/fixtures/main-5149055/pretrained-custom", device="nonsense")
+
+
+def test_what_is_not_a_file_is_named_for_what_it_is(tmp_path: Path) -> None:
+    import os
+
+    from rknet.common.tablefiles import read_table
+
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "folder.toml").mkdir()
+    for path, words in [(tmp_path / "pipe.yaml", "pipe"), (tmp_path / "folder.toml", "folder"),
+                        (tmp_path / "none.json", "does not exist")]:
+        with pytest.raises(ValueError, match=words):
+            read_table(path)
+    with pytest.raises(CheckpointError, match="is a device"):
+        load_file(Path("/dev/zero"))
+
+
+def test_a_config_json_that_is_not_utf8_names_its_path(tmp_path: Path) -> None:
+    folder = shared(tmp_path)
+    (folder / PRETRAINED_CONFIG).write_bytes(b'{"model_type": "\xff\xfe"}')
+    with pytest.raises(ValueError, match=f"cannot read {folder / PRETRAINED_CONFIG}: UnicodeDecodeError"):
+        rknet.from_pretrained(folder)

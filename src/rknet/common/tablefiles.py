@@ -26,7 +26,7 @@ def read_table(path: str | Path, what: str = "config file") -> dict[str, Any]:
     if path.suffix not in SUFFIXES:
         raise ValueError(f"{what} {path} must end in .toml, .yaml, .yml or .json")
     if not path.is_file():
-        raise ValueError(f"{what} {path} does not exist")
+        raise ValueError(f"{what} {path} {not_a_file(path)}")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as error:
@@ -47,6 +47,17 @@ def read_table(path: str | Path, what: str = "config file") -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ValueError(f"{what} {path} must hold a table of options")
     return values
+
+
+def not_a_file(path: Path) -> str:
+    """Why `path` cannot be read as a file, without opening it: "does not exist", "is a folder", ..."""
+    if path.is_dir():
+        return "is a folder, not a file"
+    if path.is_fifo() or path.is_socket():
+        return "is a pipe or socket, not a file"
+    if path.is_char_device() or path.is_block_device():
+        return "is a device, not a file"
+    return "does not exist"
 
 
 def _parse(text: str, suffix: str) -> Any:

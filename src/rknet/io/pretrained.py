@@ -48,8 +48,8 @@ def read_pretrained_config(folder: str | Path) -> NetworkSpec:
     path = Path(folder) / PRETRAINED_CONFIG
     try:
         values: Any = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read {path}: {error}") from None
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"cannot read {path}: {type(error).__name__}: {shown(str(error))}") from None
     if not isinstance(values, dict) or values.pop("model_type", None) != MODEL_TYPE:
         raise ValueError(f"{path} does not describe an rknet model (model_type {MODEL_TYPE!r})")
     version = values.pop("format_version", None)
@@ -68,9 +68,22 @@ def spec_from_saved(values: dict[str, Any], path: Path) -> NetworkSpec:
     return NetworkSpec.from_dict(values)
 
 
+def usable_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device this machine has; ValueError naming it and what there is otherwise."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device {shown(device)} is not a device name such as 'cpu' or 'cuda:0' "
+                         f"({shown(str(error))})") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
 def from_pretrained(folder: str | Path, device: str | torch.device = "cpu") -> ODENet:
     """The network saved by `save_pretrained` in `folder`, with its weights, in eval mode on `device`."""
     folder = Path(folder)
+    device = usable_device(device)
     if not is_pretrained(folder):
         raise ValueError(f"{folder} holds no {PRETRAINED_WEIGHTS} and {PRETRAINED_CONFIG} (a save_pretrained "
                          f"folder)")

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from rknet.common.limits import TooLarge, expanded_items, shown
+from rknet.common.tablefiles import not_a_file
 from rknet.io.atomic import atomic_write, write_failed
 from rknet.io.contents import check_values
 from rknet.io.layout import CHECKPOINT, PREVIOUS
@@ -102,7 +103,7 @@ def load_file(path: Path, what: str = "checkpoint") -> dict[str, Any]:
     file raises CheckpointError in one line naming it. (A file without a seal is refused rather than
     trusted: a flipped bit in the seal's own key would otherwise pass as an unsealed file.)"""
     if not path.is_file():
-        raise CheckpointError(f"{what} {path} does not exist")
+        raise CheckpointError(f"{what} {path} {not_a_file(path)}")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
             warnings.simplefilter("ignore")

@@ -11,7 +11,7 @@ import torch
 
 from rknet.io.contents import check_layout, check_values, layout_of
 from rknet.io.layout import MODEL, PRETRAINED
-from rknet.io.pretrained import from_pretrained, is_pretrained, save_pretrained, spec_from_saved
+from rknet.io.pretrained import from_pretrained, is_pretrained, save_pretrained, spec_from_saved, usable_device
 from rknet.network.odenet import ODENet
 from rknet.solvers.grid import GridWarning
 from rknet.training.checkpoint import CheckpointError, atomic_save, load_file
@@ -56,5 +56,6 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> ODENet:
             raise ValueError(f"{path} is not an rknet model: give a run folder, a model.pt, or a folder with "
                              f"model.safetensors and config.json")
         return from_pretrained(folder, device)
+    device = usable_device(device)
     model, _ = read_model(path / MODEL if path.is_dir() else path)
     return model.to(device).eval()
