@@ -5,6 +5,7 @@ process and checks each takes under 2 s and all together under 500 MB of memory.
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import zipfile
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 
+import rknet
 from conftest import run_cli
 from rknet.common.limits import expanded_items, shown
 from rknet.common.tablefiles import read_table
@@ -81,6 +83,10 @@ def refusals(root: Path) -> dict[str, tuple[Callable[[], object], str]]:
     for name, make in {"bomb.npz": npz_bomb, "forged.npz": npz_forged}.items():
         path = make(root / name)
         cases[name] = (lambda path=path: load_dataset(f"npz:{path}", val_fraction=0), "inflates|declares shape")
+    folder = rknet.save_pretrained(rknet.ODENet(in_channels=2, num_classes=2, widths=(2, 3)), root / "wide")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "widths": [30000, 30000]}))
+    cases["wide-pretrained"] = (lambda: rknet.from_pretrained(folder), "has shape")
     path = shared_checkpoint(root / "shared.pt")
     cases["shared.pt"] = (lambda path=path: load_file(path), "items once shared")
     return cases
@@ -91,7 +97,8 @@ def cases(tmp_path_factory) -> dict[str, tuple[Callable[[], object], str]]:
     return refusals(tmp_path_factory.mktemp("bad"))
 
 
-@pytest.mark.parametrize("name", [*TABLES, "cifar-shared", "cifar-cycle", "bomb.npz", "forged.npz", "shared.pt"])
+@pytest.mark.parametrize("name", [*TABLES, "cifar-shared", "cifar-cycle", "bomb.npz", "forged.npz", "shared.pt",
+                                  "wide-pretrained"])
 def test_a_file_that_asks_for_more_than_it_holds_is_refused_in_one_line(cases, name: str) -> None:
     read, words = cases[name]
     with pytest.raises(ValueError, match=words) as error:
@@ -135,7 +142,7 @@ def test_every_refusal_fits_the_budget() -> None:
     done = subprocess.run([sys.executable, "-c", BUDGET.format(tests=str(Path(__file__).parent))],
                           capture_output=True, text=True, timeout=300, check=True)
     *lines, (_, peak_kib) = [line.split() for line in done.stdout.splitlines()]  # the child's own high-water mark
-    assert len(lines) >= 11, done.stdout + done.stderr
+    assert len(lines) >= 12, done.stdout + done.stderr
     for name, seconds, one_line in lines:
         assert float(seconds) < 2 and one_line == "True", (name, seconds, one_line)
     assert int(peak_kib) < 500 * 1024, f"peak {int(peak_kib) / 1024:.0f} MiB"
