@@ -15,6 +15,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from rknet.common.limits import expanded_items
+
 
 def _numpy_function(module: str, name: str) -> Any:
     """numpy's `module.name` (numpy 2 keeps its internals in numpy._core, numpy 1 in numpy.core)."""
@@ -67,8 +69,10 @@ class DataUnpickler(pickle.Unpickler):
 
 def load_data_pickle(handle: BinaryIO) -> Any:
     """Unpickle plain data and numpy arrays from `handle` (Python 2 strings as bytes); ForbiddenGlobal
-    when the pickle names anything else."""
-    return DataUnpickler(handle, encoding="bytes").load()
+    when the pickle names anything else, TooLarge when it expands past MAX_PICKLE_ITEMS."""
+    value = DataUnpickler(handle, encoding="bytes").load()
+    expanded_items(value)
+    return value
 
 
 def read_data_pickle(path: Path) -> Any:

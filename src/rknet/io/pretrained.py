@@ -11,9 +11,12 @@ from typing import Any
 
 import torch
 
+from rknet.common.limits import shown
 from rknet.io.atomic import write_json
+from rknet.io.contents import check_layout, check_values
 from rknet.io.layout import PRETRAINED_CONFIG, PRETRAINED_WEIGHTS
-from rknet.io.safetensors import load_tensors, save_tensors
+from rknet.io.safetensors import load_tensors, read_header, save_tensors
+from rknet.methods.registry import is_tableau_file
 from rknet.network.odenet import ODENet
 from rknet.network.spec import NetworkSpec
 from rknet.solvers.grid import GridWarning
@@ -45,30 +48,52 @@ def read_pretrained_config(folder: str | Path) -> NetworkSpec:
     path = Path(folder) / PRETRAINED_CONFIG
     try:
         values: Any = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"cannot read {path}: {error}") from None
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ValueError(f"cannot read {path}: {type(error).__name__}: {shown(str(error))}") from None
     if not isinstance(values, dict) or values.pop("model_type", None) != MODEL_TYPE:
         raise ValueError(f"{path} does not describe an rknet model (model_type {MODEL_TYPE!r})")
     version = values.pop("format_version", None)
     if version != FORMAT_VERSION:
         raise ValueError(f"{path} has format_version {version!r}; this rknet reads {FORMAT_VERSION}")
+    return spec_from_saved(values, path)
+
+
+def spec_from_saved(values: dict[str, Any], path: Path) -> NetworkSpec:
+    """The NetworkSpec a saved file describes. A saved method is a name or a tableau by value, never a file
+    path: a shared model reads nothing outside itself (a path would be read on the loading machine)."""
+    method = values.get("method")
+    if is_tableau_file(method):
+        raise ValueError(f"{path} names its method by a file path ({shown(method)}); a saved model holds its "
+                         "tableau by value (name, a, b, c) and reads no other file")
     return NetworkSpec.from_dict(values)
+
+
+def usable_device(device: str | torch.device) -> torch.device:
+    """`device` as a torch.device this machine has; ValueError naming it and what there is otherwise."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device {shown(device)} is not a device name such as 'cpu' or 'cuda:0' "
+                         f"({shown(str(error))})") from None
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
 
 
 def from_pretrained(folder: str | Path, device: str | torch.device = "cpu") -> ODENet:
     """The network saved by `save_pretrained` in `folder`, with its weights, in eval mode on `device`."""
     folder = Path(folder)
+    device = usable_device(device)
     if not is_pretrained(folder):
         raise ValueError(f"{folder} holds no {PRETRAINED_WEIGHTS} and {PRETRAINED_CONFIG} (a save_pretrained "
                          f"folder)")
     spec = read_pretrained_config(folder)
+    weights = folder / PRETRAINED_WEIGHTS
+    check_layout(spec, read_header(weights), str(weights))  # before the network of the spec's size is built
+    tensors, _ = load_tensors(weights)
+    check_values(tensors, str(weights))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GridWarning)  # warned about when the network was first built
         model = ODENet.from_spec(spec)
-    tensors, _ = load_tensors(folder / PRETRAINED_WEIGHTS)
-    try:
-        model.load_state_dict(tensors)
-    except RuntimeError as error:
-        raise ValueError(f"{folder / PRETRAINED_WEIGHTS} holds other tensors than its config.json's network "
-                         f"({str(error).splitlines()[0]})") from None
+    model.load_state_dict(tensors)
     return model.to(device).eval()

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from rknet.common.limits import check_label
 from rknet.methods.presets import IMPLICIT_PRESETS, PRESETS
 
 _TOLERANCE = 1e-12
@@ -108,9 +109,7 @@ class ButcherTableau:
         if self.b_hat is not None and (len(self.b_hat) != stages or abs(sum(self.b_hat) - 1.0) > ROUND_OFF):
             raise ValueError(f"tableau b_hat (embedded weights) must have {stages} entries summing to 1, got "
                              f"{len(self.b_hat)} summing to {sum(self.b_hat):.12g}")
-        if name is not None and (not isinstance(name, str) or not name.strip()):
-            raise ValueError(f"tableau name must be a non-empty string, got {name!r}")
-        self.name = name.strip() if name else "custom"
+        self.name = "custom" if name is None else check_label(name, "tableau name")
 
     @property
     def stages(self) -> int:

@@ -13,7 +13,10 @@ from typing import Any
 
 import torch
 
+from rknet.common.limits import TooLarge, expanded_items, shown
+from rknet.common.tablefiles import not_a_file
 from rknet.io.atomic import atomic_write, write_failed
+from rknet.io.contents import check_values
 from rknet.io.layout import CHECKPOINT, PREVIOUS
 
 DIGEST = "sha256"
@@ -100,7 +103,7 @@ def load_file(path: Path, what: str = "checkpoint") -> dict[str, Any]:
     file raises CheckpointError in one line naming it. (A file without a seal is refused rather than
     trusted: a flipped bit in the seal's own key would otherwise pass as an unsealed file.)"""
     if not path.is_file():
-        raise CheckpointError(f"{what} {path} does not exist")
+        raise CheckpointError(f"{what} {path} {not_a_file(path)}")
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
             warnings.simplefilter("ignore")
@@ -113,6 +116,10 @@ def load_file(path: Path, what: str = "checkpoint") -> dict[str, Any]:
     if DIGEST not in state:
         raise CheckpointError(f"{what} {path} has no SHA-256 seal: it is damaged, or was not written by this "
                               "version of rknet")
+    try:
+        expanded_items(state)  # before anything walks it: shared lists would expand in content_digest
+    except TooLarge as error:
+        raise CheckpointError(f"{what} {path} is refused: {error}") from None
     expected = state.pop(DIGEST)
     if expected != content_digest(state):
         raise CheckpointError(f"{what} {path} fails its SHA-256 check: its content changed after it was written "
@@ -163,4 +170,14 @@ def _training_state(path: Path) -> dict[str, Any]:
         held = " (it holds a saved model, as model.pt does)" if "state_dict" in state else ""
         raise CheckpointError(f"checkpoint {path} is not an rknet training checkpoint{held}: it lacks "
                               f"{', '.join(missing)}")
+    epoch = state["epoch"]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise CheckpointError(f"checkpoint {path} holds epoch {shown(epoch)}; a checkpoint's epoch is a count "
+                              "of epochs done, 0 or more")
+    if not isinstance(state["model"], dict):
+        raise CheckpointError(f"checkpoint {path} holds no model weights (a {type(state['model']).__name__})")
+    try:
+        check_values(state["model"], f"checkpoint {path}")
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
     return state

@@ -9,10 +9,10 @@ from typing import Any
 
 import torch
 
+from rknet.io.contents import check_layout, check_values, layout_of
 from rknet.io.layout import MODEL, PRETRAINED
-from rknet.io.pretrained import from_pretrained, is_pretrained, save_pretrained
+from rknet.io.pretrained import from_pretrained, is_pretrained, save_pretrained, spec_from_saved, usable_device
 from rknet.network.odenet import ODENet
-from rknet.network.spec import NetworkSpec
 from rknet.solvers.grid import GridWarning
 from rknet.training.checkpoint import CheckpointError, atomic_save, load_file
 
@@ -33,14 +33,16 @@ def read_model(path: Path) -> tuple[ODENet, dict[str, Any]]:
     saved = load_file(path, "model file")
     if not isinstance(saved.get("state_dict"), dict) or not isinstance(saved.get("network"), dict):
         raise CheckpointError(f"model file {path} does not hold an rknet model (state_dict and network)")
+    spec = spec_from_saved(saved["network"], path)
+    try:
+        check_layout(spec, layout_of(saved["state_dict"]), f"model file {path}")
+        check_values(saved["state_dict"], f"model file {path}")
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GridWarning)  # warned about when the run was configured
-        model = ODENet.from_spec(NetworkSpec.from_dict(saved["network"]))
-    try:
-        model.load_state_dict(saved["state_dict"])
-    except RuntimeError as error:
-        raise CheckpointError(f"model file {path} holds weights of another shape than its network "
-                              f"({str(error).splitlines()[0]})") from error
+        model = ODENet.from_spec(spec)
+    model.load_state_dict(saved["state_dict"])
     return model, saved
 
 
@@ -54,5 +56,6 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> ODENet:
             raise ValueError(f"{path} is not an rknet model: give a run folder, a model.pt, or a folder with "
                              f"model.safetensors and config.json")
         return from_pretrained(folder, device)
+    device = usable_device(device)
     model, _ = read_model(path / MODEL if path.is_dir() else path)
     return model.to(device).eval()
