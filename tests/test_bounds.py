@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_fuzz import cifar_folder
 
 import rknet
 from conftest import run_cli
@@ -22,7 +23,6 @@ from rknet.common.limits import expanded_items, shown
 from rknet.common.tablefiles import read_table
 from rknet.data import load_dataset
 from rknet.training.checkpoint import load_file
-from test_fuzz import cifar_folder
 
 ALIASES = "a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nseed: [*b, *b, *b]\n"
 TABLES = {  # file name -> (text, the words of the refusal)
@@ -138,6 +138,7 @@ print("peak", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
+@pytest.mark.slow  # a fresh process importing torch, 12 refusals timed and measured
 def test_every_refusal_fits_the_budget() -> None:
     done = subprocess.run([sys.executable, "-c", BUDGET.format(tests=str(Path(__file__).parent))],
                           capture_output=True, text=True, timeout=300, check=True)
