@@ -217,13 +217,13 @@ def test_a_fast_run_saved_by_train_is_recognised_on_rerun(tmp_path):
     _, (run,) = plan(spec)
     saved = []
 
-    def stop_after_configuration(line):  # logged once config.json is written; compiling would take a minute
+    def stop_after_configuration(line):  # logged (verbose) once config.json is written; compiling takes a minute
         if line.startswith("configuration:"):
             saved.append((run.folder / "config.json").read_text())
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train(run.config, show_progress=False, log=stop_after_configuration)
+        train(run.config, show_progress=False, log=stop_after_configuration, verbose=True)
     config = json.loads(saved[0])
     assert config["compile"] and config["channels_last"] and not config["fast"]  # spelled out by train
     run.folder.mkdir(parents=True)  # (train removed what a run stopped before its first epoch wrote)

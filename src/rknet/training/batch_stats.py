@@ -36,6 +36,15 @@ def has_batch_norm(model: nn.Module) -> bool:
     return bool(batch_norm_modules(model)) or has_block_statistics(model)
 
 
+def batch_bounds(count: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, end) of each batch of `count` rows; a last batch of one row joins the one before it (batch
+    norm needs more than one value per channel), as in training."""
+    starts = list(range(0, count, batch_size))
+    if len(starts) > 1 and count - starts[-1] < 2:
+        starts.pop()
+    return [(start, ends) for start, ends in zip(starts, [*starts[1:], count])]
+
+
 @torch.no_grad()
 def recompute_batch_stats(model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device,
                           precision: str = "fp32", channels_last: bool = False) -> int:
@@ -57,10 +66,10 @@ def recompute_batch_stats(model: nn.Module, x: torch.Tensor, batch_size: int, de
     model.train()
     batches, rank, world = 0, distributed.rank(), distributed.world_size()
     try:
-        for start in range(0, len(x), batch_size):
+        for start, end in batch_bounds(len(x), batch_size):
             batches += 1
             with block_statistics_momentum(1.0 / batches), autocast(device, precision):
-                model(memory_format(x[start:start + batch_size][rank::world].to(device), channels_last))
+                model(memory_format(x[start:end][rank::world].to(device), channels_last))
     finally:
         for m, (momentum, tracked) in zip(modules, saved):
             m.momentum = momentum
