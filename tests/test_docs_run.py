@@ -58,9 +58,10 @@ def _name(page: Path) -> str:
 
 
 def _shell_commands(text: str) -> list[str]:
-    """Joined lines (backslash continuations) of a shell block, comments dropped."""
+    """The commands of a shell block: backslash continuations joined, comments dropped, `a && b` and `a; b` split."""
     joined = re.sub(r"\\\n\s*", " ", text)
-    return [line.split(" #")[0].strip() for line in joined.splitlines() if line.strip()]
+    lines = [line.split(" #")[0] for line in joined.splitlines()]
+    return [part.strip() for line in lines for part in re.split(r"&&|;", line) if part.strip()]
 
 
 def _commands(page: Path) -> list[tuple[int, str, bool]]:
