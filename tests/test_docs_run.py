@@ -1,8 +1,8 @@
-"""The docs run: every ```python block of README.md, BENCHMARKS.md and docs/ is executed (per page, in order, one namespace, in a
-temporary folder), and every `rknet ...` command shown (in shell blocks and inline code) is parsed by the real CLI
-parser, so a renamed function or a stale option fails here. A block that cannot run on a plain CPU checkout is marked
-`<!-- docs-test: skip (reason) -->` on the line before it; the skips are counted and reported. Every page's blocks
-may assume `import torch` and `import rknet`, as the docs do."""
+"""The docs run: every ```python block of README.md, BENCHMARKS.md (a page of the site) and docs/ is executed
+(per page, in order, one namespace, in a temporary folder), and every `rknet ...` command shown (in shell blocks
+and inline code) is parsed by the real CLI parser, so a renamed function or a stale option fails here. A block
+that cannot run on a plain CPU checkout is marked `<!-- docs-test: skip (reason) -->` on the line before it; the
+skips are counted and reported. Every page's blocks may assume `import torch` and `import rknet`, as the docs do."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import rknet
 from rknet.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").rglob("*.md"))]  # BENCHMARKS.md: a site page
+PAGES = [ROOT / "README.md", ROOT / "BENCHMARKS.md", *sorted((ROOT / "docs").rglob("*.md"))]
 FENCE = re.compile(r"^```(\w*)\s*$")
 SKIP = re.compile(r"<!--\s*docs-test:\s*skip\s*\((.+?)\)\s*-->")
 SHELL = {"bash", "sh", "shell", "console"}
