@@ -139,3 +139,13 @@ def test_every_rknet_command_shown_parses(page, number, command, inline):
 def test_the_docs_show_code_and_commands():
     """The collector finds what the pages hold (a broken fence pattern would otherwise pass everything)."""
     assert len(PYTHON_PAGES) >= 8 and len(COMMANDS) >= 50
+
+
+def test_a_block_marked_skip_carries_its_reason_and_the_next_does_not(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("<!-- docs-test: skip (needs CIFAR-10 files) -->\n```python\nload()\n```\n\n"
+                    "```python\nx = 1\n```\n\n```bash\nrknet train --epochs 2 && rknet eval OUT\n```\n")
+    blocks = _blocks(page)
+    assert [(block.language, block.skip) for block in blocks] == [
+        ("python", "needs CIFAR-10 files"), ("python", None), ("bash", None)]
+    assert _shell_commands(blocks[2].text) == ["rknet train --epochs 2", "rknet eval OUT"]
