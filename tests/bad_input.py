@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -64,3 +65,14 @@ def trained_run(folder: Path, capsys: pytest.CaptureFixture[str], *extra: str) -
                            capsys)
     assert code == 0, err
     return folder
+
+
+def cifar_folder(root: Path, test_batch: object) -> Path:
+    """A CIFAR-10 folder of valid training batches and the given test batch object."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for i in range(1, 6):
+        batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [i % 10, (i + 1) % 10]}
+        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch))
+    (folder / "test_batch").write_bytes(pickle.dumps(test_batch))
+    return folder / "test_batch"

@@ -8,7 +8,6 @@ new way in which bad input is found to slip through.
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from bad_input import FUZZ, TINY, RunsShell, one_line, refused
+from bad_input import FUZZ, TINY, RunsShell, cifar_folder, one_line, refused
 from conftest import run_cli
 from rknet.data.safe_pickle import ALLOWED_GLOBALS
 
@@ -30,17 +29,6 @@ class OpensFile:
 
     def __reduce__(self):
         return open, (str(self.marker), "w")
-
-
-def cifar_folder(root: Path, test_batch: object) -> Path:
-    """A CIFAR-10 folder of valid training batches and the given test batch object."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for i in range(1, 6):
-        batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [i % 10, (i + 1) % 10]}
-        (folder / f"data_batch_{i}").write_bytes(pickle.dumps(batch))
-    (folder / "test_batch").write_bytes(pickle.dumps(test_batch))
-    return folder / "test_batch"
 
 
 @pytest.mark.parametrize(("payload", "refused_global"), [(RunsShell, r"(posix|nt)\.system"),

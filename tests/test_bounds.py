@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_fuzz import cifar_folder
 
 import rknet
+from bad_input import cifar_folder
 from conftest import run_cli
 from rknet.common.limits import expanded_items, shown
 from rknet.common.tablefiles import read_table
