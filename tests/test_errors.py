@@ -33,7 +33,7 @@ def test_bad_control_times():
 
 def test_unknown_method_lists_valid_names():
     with pytest.raises(ValueError, match="valid methods: euler, midpoint"):
-        block(method="dopri8")  # dopri5 became a preset (embedded pairs)
+        block(method="dopri9")  # dopri5 and dopri8 are presets (embedded pairs)
 
 
 @pytest.mark.parametrize(("kind", "kwargs", "valid"), [

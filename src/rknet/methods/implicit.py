@@ -24,7 +24,8 @@ def diagonal(tableau: ButcherTableau) -> tuple[float, ...]:
 
 def require_solvable(tableau: ButcherTableau) -> ButcherTableau:
     """`tableau` if rknet can step it: explicit, diagonally implicit, or fully implicit with A invertible."""
-    if is_coupled(tableau) and abs(torch.linalg.det(torch.tensor(tableau.a, dtype=torch.float64))) < 1e-12:
+    matrix = torch.tensor(tableau.a, dtype=torch.float64, device="cpu")  # also under a meta-device context
+    if is_coupled(tableau) and abs(torch.linalg.det(matrix)) < 1e-12:
         raise ValueError(f"tableau {tableau.name!r} is fully implicit with a singular A; rknet solves the "
                          "coupled stages of fully implicit tableaus with A invertible (e.g. Gauss-Legendre), "
                          "and explicit or diagonally implicit ones (A lower triangular) stage by stage")
