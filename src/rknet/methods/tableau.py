@@ -188,7 +188,7 @@ class ButcherTableau:
             solved = torch.linalg.solve(eye - zs * a, ones.expand(zs.shape[0], -1, -1))
             values = 1 + zs.reshape(-1) * (b @ solved.squeeze(-1).T)
             return values.reshape(z.shape)
-        return complex(self.stability(torch.tensor([complex(z)])).item())
+        return complex(self.stability(torch.tensor([complex(z)], dtype=torch.complex128)).item())
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ButcherTableau):
