@@ -167,9 +167,10 @@ class NewtonKrylov:
         stalled = bool((since[unsolved] >= _STALL).any()) and iteration < self.max_newton
         how = (f"stagnated: its residual has not decreased in {_STALL} iterations" if stalled
                else f"did not converge in {self.max_newton} iterations")
+        advice = ("loosen tol (round-off in this precision may be the floor), raise max_krylov or use smaller steps"
+                  if stalled else "use smaller steps, raise max_newton/max_krylov, or loosen tol")
         raise ImplicitSolveError(f"{where}: Newton's method {how} (relative residual {error.max().item():.3g}"
-                                 f"{rows_note}, tolerance {tol:.3g}); use smaller steps, raise "
-                                 f"{'max_krylov' if stalled else 'max_newton/max_krylov'}, or loosen tol")
+                                 f"{rows_note}, tolerance {tol:.3g}); {advice}")
 
     @staticmethod
     def _line_search(slopes: Function, mix: Function, point: torch.Tensor, base: torch.Tensor,
