@@ -157,6 +157,14 @@ def test_newton_stops_when_its_residual_stagnates() -> None:
     assert solver.report.krylov < 100  # a few Newton iterations, not 1,000
 
 
+def test_the_warning_about_knots_inside_steps_counts_them_instead_of_listing_them() -> None:
+    """10^7 control steps once printed all 10^7 knots; now any number of them is a count and a few values."""
+    knots = [k / 5001 for k in range(5002)]  # 5,000 of them inside the one state step
+    with pytest.warns(rknet.GridWarning, match="^5000 control times") as caught:
+        rknet.ODENet(2, 2, widths=(2, 2), dims=0, t_states=[0.0, 1.0], t_controls=knots)
+    assert len(str(caught[0].message)) < 400
+
+
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory) -> dict[str, tuple[Callable[[], object], str]]:
     return refusals(tmp_path_factory.mktemp("bad"))
