@@ -19,6 +19,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from rknet.common.limits import BLOCK_STEPS
 from rknet.gradients.capabilities import REVERSIBLE, STEPPING, Capabilities, capabilities_of, check_norm_supported
 from rknet.gradients.strategies import GradientStrategy, get_gradient
 from rknet.layers import Layer
@@ -82,12 +83,14 @@ class Block(nn.Module, ABC):
         times, the controls spanning the states. `t_controls=None` puts the controls on the state times, or,
         for a block type without a control grid, one control at the start of each step."""
         states = as_times(t_states, "t_states", minimum=2)
+        BLOCK_STEPS.check("t_states", len(states) - 1)
         if not capabilities_of(cls).control_grid:
             if t_controls is not None:
                 raise ValueError(f"{subject or cls.__name__} blocks keep one control per state step; t_controls "
                                  "cannot be set")
             return states, states[:-1]
         controls = states if t_controls is None else as_times(t_controls, "t_controls", minimum=1)
+        BLOCK_STEPS.check("t_controls", len(controls) - 1)
         if interpolation is not None:
             check_interpolation(interpolation)
         check_span(states, controls)

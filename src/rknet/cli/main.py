@@ -19,7 +19,7 @@ from rknet.common.figures import PlotsUnavailable, require_matplotlib
 from rknet.io.layout import EVALUATION
 from rknet.network.spec import DEFAULTS
 from rknet.training import TrainConfig, TrainingDiverged, evaluate_run, format_table, read_config_file, train
-from rknet.training.evaluation import check_rows_file, load_run, write_rows
+from rknet.training.evaluation import ADAPTIVE_ATOL, check_rows_file, load_run, write_rows
 
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
@@ -68,8 +68,10 @@ def _eval_command(args: argparse.Namespace) -> int:
         check_rows_file(path)
     if args.rtol and args.steps:
         raise ValueError("give --steps (fixed grids) or --rtol (adaptive steps), not both")
+    if args.atol is not None and not args.rtol:
+        raise ValueError("--atol is the absolute tolerance of the adaptive solves --rtol asks for; give --rtol too")
     rows = evaluate_run(args.run, methods=args.method, steps=args.steps, device=args.device, rtols=args.rtol,
-                        atol=args.atol)
+                        atol=ADAPTIVE_ATOL if args.atol is None else args.atol)
     print(format_table(rows))
     folder = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
     table = evaluation_file(folder)
@@ -206,9 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     eval_parser.add_argument("--rtol", type=comma_list(float, "numbers"),
                              help="relative tolerances, comma-separated: each block solved adaptively per image by "
                                   "the --method embedded pairs (e.g. dopri5); reports layer evaluations per image")
-    eval_parser.add_argument("--atol", type=float, default=1e-6,
-                             help="absolute tolerance with --rtol (default 1e-6: states hold exact zeros, where a "
-                                  "purely relative test is undefined)")
+    eval_parser.add_argument("--atol", type=float,
+                             help=f"absolute tolerance, with --rtol only (default {ADAPTIVE_ATOL:g}: states hold "
+                                  "exact zeros, where a purely relative test is undefined)")
     eval_parser.add_argument("--out", action="append", metavar="FILE",
                              help="also write the table to FILE.json or FILE.csv (repeatable); each evaluation "
                                   "is always kept in its own RUN/eval-YYYYMMDD-HHMMSS.json")

@@ -7,35 +7,77 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
+from rknet.common.limits import shown
+
 
 def positive_int(name: str, value: Any, minimum: int = 1) -> int:
     """`value` if it is an integer >= `minimum` (booleans are not integers here)."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+        raise ValueError(f"{name} must be {wanted}, got {shown(value)}")
     return value
 
 
-def finite_number(name: str, value: Any, minimum: float = -math.inf, strict: bool = False) -> float:
-    """`value` as a float if it is a finite number >= `minimum` (> with `strict`)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or value < minimum or (strict and value == minimum):
-        bound = "" if minimum == -math.inf else f" {'>' if strict else '>='} {minimum:g}"
-        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
-    return float(value)
+def finite_number(name: str, value: Any, minimum: float = -math.inf, strict: bool = False,
+                  maximum: float = math.inf, below: bool = False) -> float:
+    """`value` as a float if it is a finite number >= `minimum` (> with `strict`) and <= `maximum` (< with
+    `below`)."""
+    try:
+        number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an integer beyond any float
+        number = math.nan
+    if not (math.isfinite(number) and (number > minimum if strict else number >= minimum)
+            and (number < maximum if below else number <= maximum)):
+        bounds = [f"{'>' if strict else '>='} {minimum:g}"] if minimum > -math.inf else []
+        bounds += [f"{'<' if below else '<='} {maximum:g}"] if maximum < math.inf else []
+        raise ValueError(f"{name} must be a finite number{''.join(' ' + b for b in bounds[:1])}"
+                         f"{''.join(' and ' + b for b in bounds[1:])}, got {shown(value)}")
+    return number
+
+
+def sensible(name: str, value: Any, ok: bool, accepted: str, why: str) -> Any:
+    """`value` when `ok`: a setting that is well-formed but cannot mean anything is refused, naming the
+    option, its value, what is accepted and why."""
+    if not ok:
+        raise ValueError(f"{name} must be {accepted}, got {shown(value)}: {why}")
+    return value
+
+
+def tolerance(name: str, value: Any, below: float = math.inf) -> float | torch.Tensor:
+    """An error tolerance (rtol, atol) as a float, or a tensor of them: finite, >= 0 and < `below` (an
+    infinite or NaN tolerance would switch the error control off without a word)."""
+    if isinstance(value, torch.Tensor):
+        if value.requires_grad:
+            raise ValueError(f"{name} cannot require gradient")
+        detached = value.detach()
+        if detached.is_complex() or not bool((torch.isfinite(detached) & (detached >= 0) & (detached < below)).all()):
+            bound = "" if below == math.inf else f" and < {below:g}"
+            raise ValueError(f"{name} must hold finite numbers >= 0{bound}, got {shown(value)}")
+        return detached
+    return finite_number(name, value, 0, maximum=below, below=True)
+
+
+def slope_matches(what: str, value: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    """`value` unless it is a complex slope for a real state, whose imaginary part a cast would drop (TypeError)."""
+    if value.is_complex() and not state.is_complex():
+        raise TypeError(f"{what} returned a complex slope ({value.dtype}) for a real state ({state.dtype}); its "
+                        "imaginary part would be dropped: give a complex y0 to integrate a complex system")
+    return value
 
 
 def boolean(name: str, value: Any) -> bool:
     """`value` if it is True or False (a string such as "false" is refused, not read as true)."""
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
+        raise ValueError(f"{name} must be true or false, got {shown(value)}")
     return value
 
 
 def choice(name: str, value: Any, valid: Sequence[str]) -> str:
     """`value` if it is one of `valid`."""
     if not isinstance(value, str) or value not in valid:
-        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+        raise ValueError(f"unknown {name} {shown(value)}; valid: {', '.join(valid)}")
     return value
 
 

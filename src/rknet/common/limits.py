@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import reprlib
+from dataclasses import dataclass
 
 MAX_NAME_LENGTH = 64
 """Characters in a tableau name: a label in run-folder names and logs, far longer than any real one."""
@@ -79,6 +80,38 @@ def shown(value: object) -> str:
     nested or shared structure is cut off level by level, not expanded)."""
     text = _SHORT.repr(value)
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 3] + "..."
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The most of something an option or file may ask for, and why (the refusal says both)."""
+
+    most: int
+    what: str
+    why: str
+
+    def check(self, name: str, count: int) -> int:
+        """`count` if it is at most the limit; TooLarge naming the option, the value and the limit's reason."""
+        if count > self.most:
+            raise TooLarge(f"{name} asks for {shown(count)} {self.what}; at most {self.most:,}: {self.why}")
+        return count
+
+
+BLOCK_STEPS = Limit(10_000, "steps per block", "each step keeps its state for the backward pass (8 MB per step "
+                    "for a CIFAR batch of 128 at width 16), and the deepest residual networks have about 1,000 layers")
+GRID_STEPS = Limit(1_000_000, "steps in a grid", "the grid's times are built before the first step (10^8 steps: 3.2 GB "
+                   "of Python floats), and a million steps already take minutes")
+BLOCKS = Limit(64, "blocks", "each block is a module of its own; published ODE networks use 3 or 4")
+WIDTH = Limit(4096, "channels", "a block's layer holds about 9 w^2 weights per control (4096: 150 million), and "
+              "the widest residual networks use 2048")
+THREADS = Limit(1024, "threads", "each thread takes its own stack and buffers (100,000 ran libgomp out of memory), "
+                "and the largest single machines have fewer cores")
+RUNS = Limit(10_000, "runs", "each run is a training with its own folder; the grid and its status list every run")
+KRYLOV = Limit(200, "GMRES iterations", "each keeps a copy of the state, and the Hessenberg matrix takes "
+               "(max_krylov + 1) x max_krylov doubles per image (3,000: 4.6 GB for a batch of 64); 20 to 80 is usual")
+NEWTON = Limit(1_000, "Newton iterations", "Newton's method converges in a few iterations or not at all; a solve "
+               "that stops decreasing its residual is stopped as stagnated anyway")
+EPOCHS = Limit(1_000_000, "epochs", "a million epochs of the smallest data set is months of training")
 
 
 def check_label(name: object, what: str) -> str:

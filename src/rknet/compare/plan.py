@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rknet.common import limits
 from rknet.compare.axes import baseline, fixed_options, names, positive_ints, seeds, sequence, widths_lists
 from rknet.compare.resources import LAUNCHERS, Resources
 from rknet.data.datasets import parse_data_spec
@@ -147,11 +148,15 @@ class CompareSpec:
             seeds=seeds(spec.seeds),
             options=fixed_options(spec.options),
             workers=positive_ints("workers", spec.workers),
-            threads=None if spec.threads is None else positive_ints("threads", spec.threads),
+            threads=None if spec.threads is None else limits.THREADS.check("threads",
+                                                                           positive_ints("threads", spec.threads)),
             launcher=launcher,
             resources=resources,
         )
-        spec.baseline = baseline(spec.baseline, spec.methods, len(spec.seed_list()), is_tableau_file)
+        seed_count = spec.seeds if isinstance(spec.seeds, int) else len(spec.seeds)
+        limits.RUNS.check("the grid", seed_count * len(spec.methods) * len(spec.layers) * len(spec.steps)
+                   * len(spec.control_steps) * len(spec.widths))
+        spec.baseline = baseline(spec.baseline, spec.methods, seed_count, is_tableau_file)
         return spec
 
     @property

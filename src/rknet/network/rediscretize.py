@@ -9,6 +9,8 @@ from __future__ import annotations
 import warnings
 
 from rknet.blocks.registry import check_rediscretization
+from rknet.common.checks import positive_int
+from rknet.common.limits import BLOCK_STEPS
 from rknet.methods.registry import resolve_method, uses_solver
 from rknet.network.odenet import ODENet
 from rknet.solvers.grid import GridWarning, uniform_grid
@@ -26,6 +28,7 @@ def rediscretize(model: ODENet, method=None, steps: int | None = None) -> ODENet
     spec = model.spec
     changes = {}
     if steps is not None:
+        BLOCK_STEPS.check("steps", positive_int("steps", steps))
         changes["t_states"] = uniform_grid(steps, spec.t_states[-1], spec.t_states[0])
     if method is not None:
         changes["method"] = resolve_method(method)

@@ -11,6 +11,7 @@ from typing import Any
 from rknet.blocks.base import Block
 from rknet.blocks.registry import block_type, build_block
 from rknet.common.checks import choice, int_list, positive_int
+from rknet.common.limits import BLOCKS, WIDTH
 from rknet.gradients.capabilities import Capabilities
 from rknet.gradients.strategies import GRADIENTS, supported_gradients
 from rknet.layers import ACTIVATIONS, DIMS, Layer, layer_name, make_layer
@@ -54,6 +55,8 @@ class NetworkSpec:
         positive_int("in_channels", self.in_channels)
         positive_int("num_classes", self.num_classes)
         set_("widths", int_list("widths", self.widths, minimum_length=2))
+        BLOCKS.check("widths", len(self.widths) - 1)
+        WIDTH.check("widths", max(self.widths))
         set_("layer", layer_name(self.layer))
         set_("method", resolve_method(self.method))
         set_("norm", check_norm(self.norm))

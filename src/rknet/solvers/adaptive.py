@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rknet.common.checks import tolerance
 from rknet.methods.tableau import ButcherTableau, get_tableau
 from rknet.solvers.adaptive_options import MAX_STEPS, AdaptiveOptions
 from rknet.solvers.dense_output import StepInterpolant, midpoint_weights
@@ -56,13 +57,9 @@ class AdaptiveStats:
 
 
 def check_tolerances(rtol: Tolerance, atol: Tolerance) -> tuple[Tolerance, Tolerance]:
-    """rtol and atol as floats (or, per element, as tensors), checked non-negative and not both zero."""
-    for name, value in (("rtol", rtol), ("atol", atol)):
-        if isinstance(value, torch.Tensor):
-            if value.requires_grad or not bool((value >= 0).all()):
-                raise ValueError(f"{name} must be non-negative and not require grad, got {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+    """rtol and atol as floats (or, per element, as tensors), checked finite, non-negative, rtol < 1 (a relative
+    error of 100% controls nothing) and not both zero."""
+    rtol, atol = tolerance("rtol", rtol, below=1), tolerance("atol", atol)
     if not any(bool((torch.as_tensor(v) > 0).any()) for v in (rtol, atol)):
         raise ValueError("rtol and atol cannot both be 0; give e.g. rtol=1e-6, atol=1e-9")
     return tuple(v.detach() if isinstance(v, torch.Tensor) else float(v) for v in (rtol, atol))

@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from rknet.common.checks import finite_number, slope_matches
+from rknet.common.limits import GRID_STEPS
 from rknet.methods.tableau import ButcherTableau, get_tableau
 from rknet.solvers.adaptive_options import as_float
 from rknet.solvers.dense_output import hermite, linear
@@ -69,7 +71,7 @@ def checked_slope(f: Callable[[float, torch.Tensor], torch.Tensor], t: float, y:
     if not isinstance(value, torch.Tensor) or value.shape != y.shape:
         shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise ValueError(f"f(t, y) must return a tensor of y's shape {tuple(y.shape)}, got {shape}")
-    return value
+    return slope_matches("f(t, y)", value, y)
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,8 @@ class FixedGridOptions:
     def __post_init__(self) -> None:
         if self.step_size is not None and self.grid_constructor is not None:
             raise ValueError("step_size and grid_constructor are mutually exclusive arguments.")
-        if self.step_size is not None and not self.step_size > 0:
-            raise ValueError(f"options['step_size'] must be a positive number, got {self.step_size!r}")
+        if self.step_size is not None:
+            finite_number("options['step_size']", self.step_size, 0, strict=True)
         if self.grid_constructor is not None and not callable(self.grid_constructor):
             raise ValueError("options['grid_constructor'] must be callable as grid_constructor(func, y0, t)")
         if self.interp not in GRID_INTERPS:
@@ -114,6 +116,7 @@ def build_grid(times: Sequence[float], options: FixedGridOptions, f: Callable, y
             raise ValueError(f"grid_constructor must return a grid from t[0] = {times[0]:g} to t[-1] = "
                              f"{times[-1]:g}, got one from {grid[0]:g} to {grid[-1]:g}")
     elif options.step_size is not None:
+        GRID_STEPS.check("options['step_size']", (times[-1] - times[0]) / options.step_size)
         start, end = torch.tensor(times[0], dtype=time_dtype), torch.tensor(times[-1], dtype=time_dtype)
         count = int(torch.ceil((end - start) / options.step_size + 1).item())
         points = (torch.arange(0, count, dtype=time_dtype) * options.step_size + start).tolist()[:-1]

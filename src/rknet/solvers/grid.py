@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 
 from rknet.common.checks import positive_int
+from rknet.common.limits import GRID_STEPS, shown
 from rknet.methods.tableau import ButcherTableau
 
 INTERPOLATIONS: tuple[str, ...] = ("linear", "constant")
@@ -138,8 +139,8 @@ def warn_knots_inside_steps(t_states: Sequence[float], t_controls: Sequence[floa
     limit = 2 if interpolation == "linear" else 1
     inside = knots_inside_steps(t_states, t_controls)
     if inside and tableau.order > limit:
-        warnings.warn(f"control times {inside} lie strictly inside state steps: with {interpolation} "
-                      f"interpolation the weights are not smooth there, so {tableau.name} "
+        warnings.warn(f"{len(inside)} control times ({shown(inside)}) lie strictly inside state steps: with "
+                      f"{interpolation} interpolation the weights are not smooth there, so {tableau.name} "
                       f"(order {tableau.order}) loses accuracy there, down to order {limit} when every "
                       "step holds a knot; put control times on state times to keep the full order",
                       GridWarning, stacklevel=3)
@@ -147,7 +148,7 @@ def warn_knots_inside_steps(t_states: Sequence[float], t_controls: Sequence[floa
 
 def uniform_grid(steps: int, final_time: float = 1.0, start: float = 0.0) -> tuple[float, ...]:
     """`steps` equal steps from `start` to `final_time`."""
-    positive_int("steps", steps)
+    GRID_STEPS.check("steps", positive_int("steps", steps))
     if final_time <= start:
         raise ValueError(f"final time must exceed the start time {start:g}, got {final_time:g}")
     return tuple(start + (final_time - start) * k / steps for k in range(steps + 1))
@@ -155,7 +156,7 @@ def uniform_grid(steps: int, final_time: float = 1.0, start: float = 0.0) -> tup
 
 def refine_times(times: Sequence[float], factor: int) -> tuple[float, ...]:
     """Split every interval of `times` into `factor` equal parts."""
-    positive_int("refinement factor", factor)
+    GRID_STEPS.check("refinement", positive_int("refinement factor", factor) * (len(times) - 1))
     refined = [times[0]]
     for left, right in zip(times, times[1:]):
         refined.extend(left + (right - left) * j / factor for j in range(1, factor + 1))

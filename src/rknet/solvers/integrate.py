@@ -14,6 +14,7 @@ from collections.abc import Callable, MutableMapping, Sequence
 import torch
 from torch import nn
 
+from rknet.common.checks import boolean
 from rknet.methods.tableau import ButcherTableau, get_tableau
 from rknet.solvers.adaptive import solve_adaptive
 from rknet.solvers.adjoint import callable_adjoint
@@ -44,6 +45,7 @@ def integrate(f: Callable[[float, torch.Tensor], torch.Tensor], y0: torch.Tensor
     to its parameters, otherwise they must be given (pass [] when f uses none).
     """
     check_problem(f, y0)
+    trajectory, adjoint = boolean("trajectory", trajectory), boolean("adjoint", adjoint)
     times = as_times(t, "t")
     tableau = get_tableau(method)
     adaptive = rtol is not None or atol is not None

@@ -25,9 +25,14 @@ from typing import Any
 
 import torch
 
+from rknet.common.checks import finite_number, positive_int
+from rknet.common.limits import KRYLOV, NEWTON
 from rknet.solvers.gmres import Function, gmres, jvp, per_row, row_max, row_norm
 
 _HALVINGS = 8
+_STALL = 10  # Newton iterations without a lower residual in an image: its solve has stagnated
+MAX_TOL = 1e-2
+"""The loosest `tol`: a relative residual above 1% leaves the stages wrong in their second digit."""
 _ADJOINT_RESTARTS = 3  # the adjoint solve must reach its tolerance: GMRES restarts up to this many times
 
 
@@ -70,18 +75,17 @@ class NewtonKrylov:
     `tol=None` means 1e-11 in float64 and 1e-5 in lower precision. Each Newton system, and each adjoint
     system in the backward pass, is solved by GMRES to `forcing` times its right-hand side's norm in at
     most `max_krylov` iterations; the adjoint one to `tol`, restarting GMRES(max_krylov) up to 3 times from
-    the true residual. `report` counts the iterations.
+    the true residual. A solve whose residual in some image has not decreased for 10 iterations stops as
+    stagnated (ImplicitSolveError saying so) rather than run on to `max_newton`. `report` counts the iterations.
     """
 
     def __init__(self, tol: float | None = None, max_newton: int = 25, max_krylov: int = 40,
                  forcing: float = 0.1) -> None:
-        for name, value in (("max_newton", max_newton), ("max_krylov", max_krylov)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name, value in (("tol", tol), ("forcing", forcing)):
-            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
-                                          and 0 < value < 1):
-                raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
+        NEWTON.check("max_newton", positive_int("max_newton", max_newton))
+        KRYLOV.check("max_krylov", positive_int("max_krylov", max_krylov))
+        if tol is not None:
+            finite_number("tol", tol, 0, strict=True, maximum=MAX_TOL)
+        finite_number("forcing", forcing, 0, strict=True, maximum=1, below=True)
         self.tol, self.max_newton, self.max_krylov, self.forcing = tol, max_newton, max_krylov, forcing
         self.report = SolveReport()
 
@@ -137,6 +141,7 @@ class NewtonKrylov:
             state, value = base.clone(), slopes(base)
             residual = state - base - mix(value)
             error = row_max(residual) / (1 + row_max(state))
+            best, since = error.clone(), torch.zeros_like(error)
             for iteration in range(self.max_newton + 1):
                 unsolved = (error > tol) | error.isnan()
                 if not bool(unsolved.any()):
@@ -144,7 +149,9 @@ class NewtonKrylov:
                     self.report.newton += iteration
                     self.report.residual = max(self.report.residual, error.max().item())
                     return state, value
-                if bool(error.isnan().any()) or iteration == self.max_newton:
+                since = torch.where(error < best, 0, since + 1)
+                best = torch.minimum(best, error)
+                if bool(error.isnan().any()) or iteration == self.max_newton or bool((since[unsolved] >= _STALL).any()):
                     break
                 rows = unsolved.nonzero()[:, 0]
                 point, target = state[rows], base[rows]
@@ -157,9 +164,13 @@ class NewtonKrylov:
                 error[rows] = row_max(trial[2]) / (1 + row_max(trial[0]))
         failed = int(unsolved.sum())
         rows_note = f" in {failed} of {len(error)} images" if len(error) > 1 else ""
-        raise ImplicitSolveError(f"{where}: Newton's method did not converge in {self.max_newton} iterations "
-                                 f"(relative residual {error.max().item():.3g}{rows_note}, tolerance {tol:.3g}); "
-                                 "use smaller steps, raise max_newton/max_krylov, or loosen tol")
+        stalled = bool((since[unsolved] >= _STALL).any()) and iteration < self.max_newton
+        how = (f"stagnated: its residual has not decreased in {_STALL} iterations" if stalled
+               else f"did not converge in {self.max_newton} iterations")
+        advice = ("loosen tol (round-off in this precision may be the floor), raise max_krylov or use smaller steps"
+                  if stalled else "use smaller steps, raise max_newton/max_krylov, or loosen tol")
+        raise ImplicitSolveError(f"{where}: Newton's method {how} (relative residual {error.max().item():.3g}"
+                                 f"{rows_note}, tolerance {tol:.3g}); {advice}")
 
     @staticmethod
     def _line_search(slopes: Function, mix: Function, point: torch.Tensor, base: torch.Tensor,

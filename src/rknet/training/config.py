@@ -9,8 +9,9 @@ from typing import Any
 
 import torch
 
-from rknet.common.checks import boolean, choice, finite_number, float_list, int_list, positive_int
+from rknet.common.checks import boolean, choice, finite_number, float_list, int_list, positive_int, sensible
 from rknet.common.cpu import has_bf16_units
+from rknet.common.limits import BLOCK_STEPS, EPOCHS, THREADS
 from rknet.common.tablefiles import read_table
 from rknet.data import DATASETS
 from rknet.gradients.strategies import GRADIENTS
@@ -30,6 +31,9 @@ LEVEL_SCHEDULES = ("continue", "restart")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SEED = 2**63 - 1
+DEFAULT_MOMENTUM = 0.9
+MIN_LR = 1e-10
+"""The smallest learning rate: float32 weights of size ~0.1 round away updates below ~1e-8."""
 
 # The valid values of each named option, read from the registries (the CLI's help shows them).
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -69,7 +73,7 @@ class TrainConfig:
     # optimisation
     optimizer: str = "sgd"
     lr: float = 0.2
-    momentum: float = 0.9
+    momentum: float = DEFAULT_MOMENTUM
     nesterov: bool = False
     weight_decay: float = 5e-4
     schedule: str = "cosine"
@@ -158,10 +162,12 @@ class TrainConfig:
             raise ValueError(f"data must be a data set name such as digits or npz:PATH, got {self.data!r}")
         for name in ("epochs", "batch_size", "steps", "step_epochs"):
             positive_int(name, getattr(self, name))
+        EPOCHS.check("epochs", self.epochs)
+        BLOCK_STEPS.check("steps", self.steps)
         if self.control_steps is not None:
-            positive_int("control_steps", self.control_steps)
+            BLOCK_STEPS.check("control_steps", positive_int("control_steps", self.control_steps))
         if self.threads is not None:
-            positive_int("threads", self.threads)
+            THREADS.check("threads", positive_int("threads", self.threads))
         if self.patience is not None:
             positive_int("patience", self.patience)
             if self.multilevel:
@@ -183,10 +189,29 @@ class TrainConfig:
             raise ValueError(f"bn_recompute must be a number of training rows >= 0 (0: off), got {self.bn_recompute!r}")
         for name in ("optimizer", "schedule", "level_schedule", "precision", "device", "compile_mode", "select"):
             choice(name, getattr(self, name), CHOICES[name])
+        self._check_meaning()
         if self.out is not None and (not isinstance(self.out, str) or not self.out.strip()):
             raise ValueError(f"out must be a folder name, got {self.out!r}")
         self._check_multilevel()
         self._check_ecosystem()
+
+    def _check_meaning(self) -> None:
+        """Optimiser and schedule settings that are well-formed but cannot mean anything (docs/training.md)."""
+        sensible("lr", self.lr, self.lr >= MIN_LR, f"at least {MIN_LR:g}",
+                 "a smaller update is lost in the float32 rounding of the weights, so nothing would train")
+        sgd = self.optimizer == "sgd"
+        sensible("momentum", self.momentum, not sgd or self.momentum < 1, "below 1 with sgd",
+                 "the velocity would never decay, and the steps grow without bound")
+        sensible("momentum", self.momentum, sgd or self.momentum == DEFAULT_MOMENTUM, f"left at its default with "
+                 f"{self.optimizer}", f"it is SGD's; {self.optimizer} keeps its own moment estimates")
+        sensible("nesterov", self.nesterov, sgd or not self.nesterov, f"false with {self.optimizer}",
+                 "Nesterov momentum is SGD's")
+        sensible("step_gamma", self.step_gamma, 0 < self.step_gamma <= 1, "in (0, 1]",
+                 "it multiplies the learning rate at each drop: 0 stops training, above 1 makes it grow")
+        sensible("warmup_epochs", self.warmup_epochs, self.warmup_epochs <= self.epochs,
+                 f"at most the {self.epochs} epochs", "the learning rate would never reach lr")
+        sensible("compile_mode", self.compile_mode, self.compile or self.fast or self.compile_mode == "default",
+                 "'default' unless compile or fast is on", "it is torch.compile's mode: add compile")
 
     def _check_ecosystem(self) -> None:
         """The multistep schedule's milestones and the experiment tracker."""
@@ -209,13 +234,14 @@ class TrainConfig:
             if fine <= coarse or fine % coarse:
                 raise ValueError(f"multilevel factors must increase, each a multiple of the one before "
                                  f"(e.g. 1,2,4), got {list(levels)}")
+        BLOCK_STEPS.check("multilevel", levels[-1] * (len(self.t_states) - 1 if self.t_states else self.steps))
         if self.epochs < len(levels):
             raise ValueError(f"multilevel with {len(levels)} levels needs at least {len(levels)} epochs, "
                              f"got {self.epochs}")
 
     def extended(self, epochs: int, trained: int) -> TrainConfig:
         """This configuration with `epochs` in all, for a run that has trained `trained` epochs."""
-        positive_int("epochs", epochs)
+        EPOCHS.check("epochs", positive_int("epochs", epochs))
         if epochs <= trained:
             raise ValueError(f"the run has trained {trained} epochs; to extend it give --epochs above {trained}, "
                              f"got {epochs}")

@@ -14,6 +14,7 @@ from rknet.io.atomic import atomic_write_text, write_json
 from rknet.io.layout import MODEL
 from rknet.network.odenet import ODENet
 from rknet.network.rediscretize import rediscretize
+from rknet.solvers.adaptive import check_tolerances
 from rknet.training.adaptive_eval import embedded_pair, evaluate_adaptive
 from rknet.training.checkpoint import CheckpointError
 from rknet.training.config import TrainConfig
@@ -21,6 +22,7 @@ from rknet.training.loop import evaluate
 from rknet.training.model_io import read_model
 from rknet.training.trainer import resolve_device
 
+ADAPTIVE_ATOL = 1e-6
 COLUMNS = ("method", "steps", "rtol", "test_acc", "test_loss", "evaluations_per_image", "trained")
 
 
@@ -48,10 +50,12 @@ def load_run(folder: str | Path, device: str = "auto") -> SavedRun:
 
 def evaluate_run(folder: str | Path, methods: Sequence[str] | None = None, steps: Sequence[int] | None = None,
                  device: str = "auto", batch_size: int = 512, rtols: Sequence[float] | None = None,
-                 atol: float = 1e-6) -> list[dict[str, Any]]:
+                 atol: float = ADAPTIVE_ATOL) -> list[dict[str, Any]]:
     """Test loss, accuracy and layer evaluations per image for every (method, steps) pair (None keeps the
     trained value), or with `rtols` for every (method, rtol) pair, each an embedded pair stepping adaptively
     (see `rknet.training.adaptive_eval`)."""
+    for rtol in rtols or ():
+        check_tolerances(rtol, atol)
     run = load_run(folder, device)
     model, torch_device = run.model, run.device
     x, y = run.data.x_test.to(torch_device), run.data.y_test.to(torch_device)

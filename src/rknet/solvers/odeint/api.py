@@ -95,7 +95,7 @@ def odeint_adjoint(func: Func, y0: State, t, *, rtol=1e-7, atol=1e-9, method: Me
         backward_options = check_options(given, backward_method, -flat.sign)
     settings = AdjointSettings(backward_method, backward_options,
                                flat.rtol if adjoint_rtol is None else problem(func, y0, t, adjoint_rtol, 1).rtol,
-                               flat.atol if adjoint_atol is None else problem(func, y0, t, 1, adjoint_atol).atol,
+                               flat.atol if adjoint_atol is None else problem(func, y0, t, 0, adjoint_atol).atol,
                                step_callbacks(func, backward_method, dataclasses.replace(flat, sign=-flat.sign),
                                               adjoint=True), norm)
 

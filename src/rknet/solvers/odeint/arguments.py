@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
+from rknet.common.checks import slope_matches
+from rknet.common.checks import tolerance as checked_tolerance
+
 State = torch.Tensor | tuple[torch.Tensor, ...]
 
 
@@ -46,7 +49,7 @@ def as_slope(value, y: torch.Tensor) -> torch.Tensor:
         except RuntimeError as error:
             raise ValueError(f"func(t, y) must return a tensor broadcastable to y's shape {tuple(y.shape)}, "
                              f"got {tuple(value.shape)}") from error
-    return value if value.dtype == y.dtype else value.to(y.dtype)
+    return value if value.dtype == y.dtype else slope_matches("func(t, y)", value, y).to(y.dtype)
 
 
 def flat_func(func: Callable, shapes: Sequence[torch.Size] | None) -> Callable:
@@ -86,13 +89,7 @@ def tolerance(name: str, value, y0: torch.Tensor, shapes: Sequence[torch.Size] |
             except RuntimeError as error:
                 raise ValueError(f"{name} must broadcast to y0's shape {tuple(y0.shape)}, got "
                                  f"{tuple(value.shape)}") from error
-            if not bool((value >= 0).all()):
-                raise ValueError(f"{name} must be non-negative")
-            return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or math.isinf(value):
-        raise ValueError(f"{name} must be a non-negative number, tuple (one per state component) or tensor, got "
-                         f"{value!r}")
-    return float(value)
+    return checked_tolerance(name, value, below=1 if name.endswith("rtol") else math.inf)
 
 
 def time_tensor(t) -> torch.Tensor:
